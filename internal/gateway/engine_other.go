@@ -1,0 +1,14 @@
+//go:build !linux
+
+package gateway
+
+import "errors"
+
+const (
+	defaultEngine  = "goroutine"
+	epollSupported = false
+)
+
+func newEpollEngine(*Gateway) (engine, error) {
+	return nil, errors.New("the epoll engine needs Linux")
+}

@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the gateway's Prometheus instruments.
+type metrics struct {
+	accepted      prometheus.Counter
+	opened        prometheus.Counter
+	resumed       prometheus.Counter
+	resumeFailed  prometheus.Counter
+	expired       prometheus.Counter
+	closes        *prometheus.CounterVec
+	frames        prometheus.Counter
+	requestErrors *prometheus.CounterVec
+	violations    prometheus.Counter
+	authFailures  prometheus.Counter
+	pushes        prometheus.Counter
+	coalesced     prometheus.Counter
+}
+
+func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		accepted:      prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_sockets_accepted_total", Help: "WebSocket connections upgraded."}),
+		opened:        prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_sessions_opened_total", Help: "Fresh sessions established (resumes not included)."}),
+		resumed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_sessions_resumed_total", Help: "Sessions resumed with their missed pushes."}),
+		resumeFailed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_session_resume_failures_total", Help: "Resumes refused (grace over, buffer overrun, replaced); the client started fresh."}),
+		expired:       prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_sessions_expired_total", Help: "Detached sessions whose resume grace ran out."}),
+		closes:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "taisen_session_closes_total", Help: "Sockets closed, by reason."}, []string{"reason"}),
+		frames:        prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_frames_received_total", Help: "Protocol frames received."}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "taisen_request_errors_total", Help: "Error replies sent, by code."}, []string{"code"}),
+		violations:    prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_session_violations_total", Help: "Rate, in-flight and protocol violations."}),
+		authFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_auth_failures_total", Help: "Failed socket authentications."}),
+		pushes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_pushes_total", Help: "Pushes assigned a sequence number."}),
+		coalesced:     prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_frames_coalesced_total", Help: "Frames written in the same writev as an earlier frame."}),
+	}
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.accepted, m.opened, m.resumed, m.resumeFailed, m.expired, m.closes, m.frames,
+		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sessions_active", Help: "Sessions attached to a socket."},
+			func() float64 { return float64(g.openSockets.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sockets_open", Help: "Open WebSockets, authenticated or not."},
+			func() float64 { return float64(g.Stats().Sockets) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sessions_detached", Help: "Sessions without socket, resumable until their grace ends."},
+			func() float64 { return float64(g.Stats().Detached) }),
+	)
+	return m
+}

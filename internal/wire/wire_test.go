@@ -1,0 +1,122 @@
+package wire
+
+import (
+	"errors"
+	"net/url"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
+)
+
+func TestFormatFromRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		query   string
+		offered []string
+		want    Format
+		wantSub string
+		wantErr bool
+	}{
+		{"default", "", nil, Binary, "", false},
+		{"query json", "format=json", nil, JSON, "", false},
+		{"subprotocol json", "", []string{"taisen.json"}, JSON, "taisen.json", false},
+		{"subprotocol proto", "", []string{"x", "taisen.proto"}, Binary, "taisen.proto", false},
+		{"query wins", "format=json", []string{"taisen.proto"}, JSON, "taisen.json", false},
+		{"bad query", "format=xml", nil, Binary, "", true},
+		{"unknown subprotocol", "", []string{"mqtt"}, Binary, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, _ := url.ParseQuery(tt.query)
+			got, sub, err := FormatFromRequest(q, tt.offered)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrBadFormat) {
+					t.Errorf("err = %v, want ErrBadFormat", err)
+				}
+				return
+			}
+			if got != tt.want || sub != tt.wantSub {
+				t.Errorf("got (%v, %q), want (%v, %q)", got, sub, tt.want, tt.wantSub)
+			}
+		})
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	in := &realtimev1.ClientFrame{Cid: 7, Body: &realtimev1.ClientFrame_Rpc{Rpc: &realtimev1.RpcRequest{Name: "echo", Payload: []byte("hi")}}}
+	for _, f := range []Format{Binary, JSON} {
+		b, err := Marshal(f, nil, in)
+		if err != nil {
+			t.Fatalf("%v: marshal: %v", f, err)
+		}
+		out, err := DecodeClientFrame(f, b)
+		if err != nil {
+			t.Fatalf("%v: decode: %v", f, err)
+		}
+		if !proto.Equal(in, out) {
+			t.Errorf("%v: got %v, want %v", f, out, in)
+		}
+	}
+}
+
+func TestDecodeClientFrameRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		f    Format
+		data []byte
+	}{
+		{"empty binary", Binary, nil},
+		{"garbage binary", Binary, []byte{0xff, 0xff, 0xff}},
+		{"empty json object", JSON, []byte(`{}`)},
+		{"not json", JSON, []byte(`{"cid":`)},
+		{"wrong type", JSON, []byte(`{"cid":"x","ping":{}}`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeClientFrame(tt.f, tt.data)
+			if !errors.Is(err, ErrDecode) {
+				t.Errorf("err = %v, want ErrDecode", err)
+			}
+		})
+	}
+}
+
+func TestCloseCode(t *testing.T) {
+	r := realtimev1.CloseReason_CLOSE_REASON_REPLACED
+	got, ok := ReasonFromCloseCode(CloseCode(r))
+	if !ok || got != r {
+		t.Errorf("ReasonFromCloseCode(CloseCode(%v)) = %v, %v", r, got, ok)
+	}
+	if _, ok := ReasonFromCloseCode(1000); ok {
+		t.Error("1000 should not map to a taisen reason")
+	}
+	if ReasonName(r) != "replaced" {
+		t.Errorf("ReasonName = %q", ReasonName(r))
+	}
+}
+
+func FuzzDecodeClientFrame(f *testing.F) {
+	seed, _ := Marshal(Binary, nil, &realtimev1.ClientFrame{Cid: 1, Body: &realtimev1.ClientFrame_Ping{Ping: &realtimev1.Ping{ClientTimeMs: 5}}})
+	f.Add(seed, false)
+	f.Add([]byte(`{"cid":1,"hello":{"token":"abc","resumeSessionId":"s","lastSeq":"3"}}`), true)
+	f.Add([]byte{0x0a, 0x80}, false)
+	f.Fuzz(func(t *testing.T, data []byte, json bool) {
+		format := Binary
+		if json {
+			format = JSON
+		}
+		fr, err := DecodeClientFrame(format, data)
+		if err != nil {
+			return
+		}
+		// A decoded frame must re-encode.
+		if _, err := Marshal(format, nil, fr); err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+	})
+}
