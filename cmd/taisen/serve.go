@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/taisen-dev/taisen/internal/app"
+	"github.com/taisen-dev/taisen/internal/config"
+)
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: taisen serve [flags]")
+		fmt.Fprintln(stderr, "\nRuns a node. With no flags: client listener 127.0.0.1:7350 (HTTP API, WebSocket /ws),")
+		fmt.Fprintln(stderr, "admin listener 127.0.0.1:7351 (/metrics, /healthz, /readyz, /debug/pprof/, server API),")
+		fmt.Fprintln(stderr, "embedded NATS and SQLite under ./taisen-data. SIGTERM drains: clients are told to")
+		fmt.Fprintln(stderr, "reconnect elsewhere, then the node exits 0. A second signal exits at once.")
+		fmt.Fprintln(stderr, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	cfg, err := config.Load(fs, args, getenv)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return err
+	}
+	a, err := app.New(ctx, cfg, app.Options{LogOutput: stderr})
+	if err != nil {
+		return err
+	}
+	// A second signal during the drain exits at once.
+	go func() {
+		<-ctx.Done()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		<-again
+		fmt.Fprintln(stderr, "taisen serve: second signal, exiting without finishing the drain")
+		os.Exit(1)
+	}()
+	return a.Run(ctx)
+}
+
+func runConfig(_ context.Context, args []string, stdout, stderr io.Writer, _ func(string) string) error {
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: taisen config\n\nPrints every setting of `taisen serve` as a Markdown table.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Settings of `taisen serve`. Precedence: flags > TAISEN_* environment > JSON file (--config) > default.")
+	fmt.Fprintln(stdout)
+	config.WriteReference(stdout)
+	return nil
+}

@@ -1,0 +1,56 @@
+package auth
+
+import (
+	"context"
+	"testing"
+)
+
+func BenchmarkHashDefault(b *testing.B) {
+	h, err := NewHasher(DefaultPasswordParams(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Hash(ctx, "correct horse battery staple"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifySession(b *testing.B) {
+	clock := newTestClock()
+	ti, err := NewTokenIssuer(TokenConfig{Secret: testSecret, Now: clock.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sess, err := ti.Issue("0195a4c2-7e3b-7d41-9a52-6f0e1c2d3b4a", "player_abcdefghij")
+	if err != nil {
+		b.Fatal(err)
+	}
+	token := sess.GetToken()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ti.VerifySession(token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthenticateDevice measures a device login (lookup, account
+// load, two signed tokens) against the in-memory fake store.
+func BenchmarkAuthenticateDevice(b *testing.B) {
+	env := newTestEnv(b)
+	ctx := context.Background()
+	if _, err := env.svc.Authenticate(ctx, deviceReq("bench-device-0001", true)); err != nil {
+		b.Fatal(err)
+	}
+	req := deviceReq("bench-device-0001", false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.svc.Authenticate(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,401 @@
+package auth
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
+	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
+	"github.com/taisen-dev/taisen/internal/apierr"
+	"github.com/taisen-dev/taisen/internal/store"
+)
+
+// AccountStore is the part of store.Store that Service uses; the store
+// implementations satisfy it.
+type AccountStore interface {
+	// CreateAccount inserts an account with its first credential, or
+	// returns store.ErrAlreadyExists when the id, username or credential
+	// is taken.
+	CreateAccount(ctx context.Context, a store.Account, c store.Credential) (store.Account, error)
+	// Account returns the account with that id, or store.ErrNotFound.
+	Account(ctx context.Context, id string) (store.Account, error)
+	// Credential returns the credential (kind, subject), or
+	// store.ErrNotFound.
+	Credential(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, error)
+}
+
+// Config tunes a Service. The zero value is usable.
+type Config struct {
+	// UsernamePrefix starts generated usernames; "player_" when empty.
+	// Generated usernames are the prefix and 10 random base32 characters.
+	UsernamePrefix string
+	// UsernameAttempts is how many generated usernames to try before
+	// giving up when they collide; 5 when 0.
+	UsernameAttempts int
+}
+
+// Deps are a Service's collaborators.
+type Deps struct {
+	// Accounts holds accounts and credentials. Required.
+	Accounts AccountStore
+	// Tokens issues and verifies tokens. Required.
+	Tokens *TokenIssuer
+	// Hasher hashes and verifies passwords. Required.
+	Hasher *Hasher
+	// Logger receives the service's logs; discarded when nil.
+	Logger *slog.Logger
+	// Now is the clock stamped into new account ids (UUIDv7); time.Now
+	// when nil.
+	Now func() time.Time
+}
+
+// Credential and username rules (see auth.proto).
+const (
+	deviceIDMin, deviceIDMax = 10, 128
+	customIDMin, customIDMax = 6, 128
+	emailMax                 = 254
+	passwordMin, passwordMax = 8, 256
+	usernameMin, usernameMax = 3, 64
+	generatedSuffixLen       = 10
+)
+
+// Service authenticates credentials, creates accounts and refreshes
+// sessions. It is safe for concurrent use.
+type Service struct {
+	accounts         AccountStore
+	tokens           *TokenIssuer
+	hasher           *Hasher
+	log              *slog.Logger
+	now              func() time.Time
+	usernameAttempts int
+	// newUsername returns a random username; tests replace it.
+	newUsername func() string
+}
+
+// New returns a Service, or an error when a required dependency is missing
+// or the configuration is invalid.
+func New(cfg Config, deps Deps) (*Service, error) {
+	switch {
+	case deps.Accounts == nil:
+		return nil, errors.New("auth: new service: Deps.Accounts is required")
+	case deps.Tokens == nil:
+		return nil, errors.New("auth: new service: Deps.Tokens is required")
+	case deps.Hasher == nil:
+		return nil, errors.New("auth: new service: Deps.Hasher is required")
+	case cfg.UsernameAttempts < 0:
+		return nil, errors.New("auth: new service: UsernameAttempts must not be negative")
+	}
+	prefix := cmp.Or(cfg.UsernamePrefix, "player_")
+	if err := checkUsername(prefix + strings.Repeat("a", generatedSuffixLen)); err != nil {
+		return nil, fmt.Errorf("auth: new service: UsernamePrefix %q makes invalid usernames: %w", prefix, err)
+	}
+	s := &Service{
+		accounts:         deps.Accounts,
+		tokens:           deps.Tokens,
+		hasher:           deps.Hasher,
+		log:              deps.Logger,
+		now:              deps.Now,
+		usernameAttempts: cmp.Or(cfg.UsernameAttempts, 5),
+		newUsername:      func() string { return prefix + randomBase32(generatedSuffixLen) },
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// credential is a validated, normalised credential from a request.
+type credential struct {
+	kind     store.CredentialKind
+	subject  string
+	password string // email only
+}
+
+// Authenticate checks the request's credential and returns a session. An
+// unknown credential fails with INVALID_CREDENTIALS unless req.Create is
+// set, in which case it creates the account (Created is then true). A
+// wrong password and an unknown email fail alike, in about the same time.
+// Invalid input fails with BAD_REQUEST, a disabled account with
+// PERMISSION_DENIED, a taken requested username with ALREADY_EXISTS. The
+// requested username is ignored when the account already exists.
+func (s *Service) Authenticate(ctx context.Context, req *apiv1.AuthenticateRequest) (*apiv1.AuthenticateResponse, error) {
+	cred, err := credentialFrom(req)
+	if err != nil {
+		return nil, err
+	}
+	username := req.GetUsername()
+	if username != "" {
+		if err := checkUsername(username); err != nil {
+			return nil, err
+		}
+	}
+
+	c, err := s.accounts.Credential(ctx, cred.kind, cred.subject)
+	switch {
+	case err == nil:
+		return s.login(ctx, cred, c)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("auth: look up %s credential: %w", cred.kind, err)
+	case req.GetCreate():
+		return s.create(ctx, cred, username)
+	}
+	if cred.kind == store.CredentialEmail {
+		// Burn the time a password check takes so that an unknown email
+		// cannot be told from a wrong password.
+		if err := s.hasher.VerifyDummy(ctx, cred.password); err != nil {
+			return nil, err
+		}
+	}
+	s.log.DebugContext(ctx, "auth: unknown credential", "kind", cred.kind)
+	return nil, errInvalidCredentials()
+}
+
+// login checks the password of an existing credential and opens a session
+// for its account.
+func (s *Service) login(ctx context.Context, cred credential, c store.Credential) (*apiv1.AuthenticateResponse, error) {
+	if cred.kind == store.CredentialEmail {
+		ok, err := s.hasher.Verify(ctx, c.Secret, cred.password)
+		if err != nil {
+			return nil, fmt.Errorf("auth: verify password of account %s: %w", c.AccountID, err)
+		}
+		if !ok {
+			s.log.InfoContext(ctx, "auth: wrong password", "user_id", c.AccountID)
+			return nil, errInvalidCredentials()
+		}
+	}
+	// The disabled check comes after the password check so that it does
+	// not reveal anything to someone without the password.
+	a, err := s.accounts.Account(ctx, c.AccountID)
+	if err != nil {
+		// ErrNotFound included: a credential without an account is a
+		// broken invariant of the store, not a client error.
+		return nil, fmt.Errorf("auth: load account %s of %s credential: %w", c.AccountID, c.Kind, err)
+	}
+	if err := checkEnabled(a); err != nil {
+		s.log.InfoContext(ctx, "auth: disabled account", "user_id", a.ID)
+		return nil, err
+	}
+	sess, err := s.tokens.Issue(a.ID, a.Username)
+	if err != nil {
+		return nil, err
+	}
+	s.log.DebugContext(ctx, "auth: logged in", "user_id", a.ID, "kind", cred.kind)
+	return &apiv1.AuthenticateResponse{Session: sess}, nil
+}
+
+// create makes a new account for an unknown credential. If another request
+// creates the same credential first, it proceeds as a login.
+func (s *Service) create(ctx context.Context, cred credential, username string) (*apiv1.AuthenticateResponse, error) {
+	var secret string
+	if cred.kind == store.CredentialEmail {
+		var err error
+		if secret, err = s.hasher.Hash(ctx, cred.password); err != nil {
+			return nil, err
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		name := username
+		if name == "" {
+			name = s.newUsername()
+		}
+		id, err := newAccountID(s.now())
+		if err != nil {
+			return nil, err
+		}
+		a, err := s.accounts.CreateAccount(ctx,
+			store.Account{ID: id, Username: name},
+			store.Credential{Kind: cred.kind, Subject: cred.subject, AccountID: id, Secret: secret})
+		if err == nil {
+			sess, err := s.tokens.Issue(a.ID, a.Username)
+			if err != nil {
+				return nil, err
+			}
+			s.log.InfoContext(ctx, "auth: account created", "user_id", a.ID, "username", a.Username, "kind", cred.kind)
+			return &apiv1.AuthenticateResponse{Session: sess, Created: true}, nil
+		}
+		if !errors.Is(err, store.ErrAlreadyExists) {
+			return nil, fmt.Errorf("auth: create account: %w", err)
+		}
+		// Something is taken: the credential (a concurrent create won),
+		// the username, or, in theory, the id. Only the first is visible.
+		c, err := s.accounts.Credential(ctx, cred.kind, cred.subject)
+		if err == nil {
+			return s.login(ctx, cred, c)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("auth: look up %s credential: %w", cred.kind, err)
+		}
+		if username != "" {
+			return nil, apierr.New(realtimev1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, "username taken")
+		}
+		if attempt >= s.usernameAttempts {
+			return nil, fmt.Errorf("auth: create account: no free generated username after %d attempts: %w", attempt, store.ErrAlreadyExists)
+		}
+	}
+}
+
+// Refresh exchanges a refresh token for a new session and refresh token.
+// An invalid refresh token fails with UNAUTHENTICATED (TOKEN_EXPIRED when
+// merely expired), as does one whose account no longer exists; a disabled
+// account fails with PERMISSION_DENIED.
+func (s *Service) Refresh(ctx context.Context, req *apiv1.RefreshRequest) (*apiv1.RefreshResponse, error) {
+	if req.GetRefreshToken() == "" {
+		return nil, apierr.BadRequest("refresh_token is required")
+	}
+	claims, err := s.tokens.VerifyRefresh(req.GetRefreshToken())
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.accounts.Account(ctx, claims.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "account no longer exists")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: load account %s: %w", claims.UserID, err)
+	}
+	if err := checkEnabled(a); err != nil {
+		return nil, err
+	}
+	// The username comes from the account, not the old token, so a
+	// refreshed session picks up a rename.
+	sess, err := s.tokens.Issue(a.ID, a.Username)
+	if err != nil {
+		return nil, err
+	}
+	return &apiv1.RefreshResponse{Session: sess}, nil
+}
+
+// VerifySession checks a session token for the socket gateway; see
+// TokenIssuer.VerifySession.
+func (s *Service) VerifySession(token string) (Claims, error) {
+	return s.tokens.VerifySession(token)
+}
+
+func errInvalidCredentials() error {
+	return apierr.New(realtimev1.ErrorCode_ERROR_CODE_INVALID_CREDENTIALS, "invalid credentials")
+}
+
+func checkEnabled(a store.Account) error {
+	if !a.DisabledAt.IsZero() {
+		return apierr.New(realtimev1.ErrorCode_ERROR_CODE_PERMISSION_DENIED, "account disabled")
+	}
+	return nil
+}
+
+// credentialFrom validates and normalises the request's one credential.
+func credentialFrom(req *apiv1.AuthenticateRequest) (credential, error) {
+	switch c := req.GetCredential().(type) {
+	case *apiv1.AuthenticateRequest_Device:
+		id := c.Device.GetId()
+		if !printableASCII(id, deviceIDMin, deviceIDMax) {
+			return credential{}, apierr.BadRequest("device.id must be %d-%d printable ASCII characters", deviceIDMin, deviceIDMax)
+		}
+		return credential{kind: store.CredentialDevice, subject: id}, nil
+	case *apiv1.AuthenticateRequest_Custom:
+		id := c.Custom.GetId()
+		if !printableASCII(id, customIDMin, customIDMax) {
+			return credential{}, apierr.BadRequest("custom.id must be %d-%d printable ASCII characters", customIDMin, customIDMax)
+		}
+		return credential{kind: store.CredentialCustom, subject: id}, nil
+	case *apiv1.AuthenticateRequest_Email:
+		email, err := normaliseEmail(c.Email.GetEmail())
+		if err != nil {
+			return credential{}, err
+		}
+		pw := c.Email.GetPassword()
+		if len(pw) < passwordMin || len(pw) > passwordMax {
+			return credential{}, apierr.BadRequest("email.password must be %d-%d bytes", passwordMin, passwordMax)
+		}
+		return credential{kind: store.CredentialEmail, subject: email, password: pw}, nil
+	default:
+		return credential{}, apierr.BadRequest("exactly one credential (device, custom or email) is required")
+	}
+}
+
+// printableASCII reports whether s is min-max bytes of printable ASCII
+// (0x20-0x7E, space included).
+func printableASCII(s string, minLen, maxLen int) bool {
+	if len(s) < minLen || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// normaliseEmail checks that s is a bare address (no display name, no
+// angle brackets, no surrounding space) that net/mail accepts, and returns
+// it in lower case.
+func normaliseEmail(s string) (string, error) {
+	if s == "" {
+		return "", apierr.BadRequest("email.email is required")
+	}
+	if len(s) > emailMax {
+		return "", apierr.BadRequest("email.email must be at most %d bytes", emailMax)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return "", apierr.BadRequest("email.email must be a valid email address")
+	}
+	lower := strings.ToLower(s)
+	if len(lower) > emailMax {
+		return "", apierr.BadRequest("email.email must be at most %d bytes", emailMax)
+	}
+	return lower, nil
+}
+
+// checkUsername enforces 3-64 characters of [A-Za-z0-9_.-].
+func checkUsername(u string) error {
+	ok := len(u) >= usernameMin && len(u) <= usernameMax
+	for i := 0; ok && i < len(u); i++ {
+		ch := u[i]
+		ok = ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' ||
+			ch == '_' || ch == '.' || ch == '-'
+	}
+	if !ok {
+		return apierr.BadRequest("username must be %d-%d characters of [A-Za-z0-9_.-]", usernameMin, usernameMax)
+	}
+	return nil
+}
+
+// randomBase32 returns n random characters of the lower-case RFC 4648
+// base32 alphabet.
+func randomBase32(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand crashes the program instead)
+	for i := range b {
+		b[i] = alphabet[b[i]&31]
+	}
+	return string(b)
+}
+
+// newAccountID returns a UUIDv7 whose timestamp is now: 48 bits of Unix
+// milliseconds followed by random bits.
+func newAccountID(now time.Time) (string, error) {
+	u, err := uuid.NewRandom() // version 4: random, variant bits set
+	if err != nil {
+		return "", fmt.Errorf("auth: account id: %w", err)
+	}
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(now.UnixMilli()))
+	copy(u[0:6], ms[2:8])
+	u[6] = 0x70 | u[6]&0x0f
+	return u.String(), nil
+}

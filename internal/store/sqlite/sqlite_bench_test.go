@@ -1,0 +1,26 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/taisen-dev/taisen/internal/store/storetest"
+)
+
+func BenchmarkCreateAccount(b *testing.B) {
+	b.Run("serial", func(b *testing.B) {
+		storetest.BenchCreateAccount(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), false)
+	})
+	b.Run("parallel", func(b *testing.B) {
+		storetest.BenchCreateAccount(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), true)
+	})
+}
+
+func BenchmarkCredentialLookup(b *testing.B) {
+	b.Run("serial", func(b *testing.B) {
+		storetest.BenchCredentialLookup(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), false)
+	})
+	b.Run("parallel", func(b *testing.B) {
+		storetest.BenchCredentialLookup(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), true)
+	})
+}

@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/taisen-dev/taisen/internal/store"
+	"github.com/taisen-dev/taisen/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTest(t, filepath.Join(t.TempDir(), "taisen.db"), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	})
+}
+
+// openTest opens the Store at path and closes it when the test ends.
+func openTest(tb testing.TB, path string, logger *slog.Logger) *Store {
+	tb.Helper()
+	s, err := Open(tb.Context(), path, logger)
+	if err != nil {
+		tb.Fatalf("Open: got error %v, want nil", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestOpenCreatesDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "taisen.db")
+	openTest(t, path, nil)
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("Stat(%s): got error %v, want nil", path, err)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notADB := filepath.Join(t.TempDir(), "garbage.db")
+	if err := os.WriteFile(notADB, []byte("this is not an SQLite database, not even a header"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		path string
+	}{
+		{"empty path", ""},
+		{"in-memory", ":memory:"},
+		{"parent is a file", filepath.Join(file, "taisen.db")},
+		{"not a database", notADB},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tt.path, nil)
+			t.Logf("Open(%q): %v", tt.path, err)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q): got error nil, want an error", tt.path)
+			}
+		})
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "taisen.db"), nil)
+	tests := []struct {
+		pragma string
+		write  string
+		read   string
+	}{
+		{"journal_mode", "wal", "wal"},
+		{"busy_timeout", "5000", "5000"},
+		{"foreign_keys", "1", "1"},
+		{"synchronous", "1", "1"}, // NORMAL
+		{"query_only", "0", "1"},
+	}
+	for _, tt := range tests {
+		var got string
+		if err := s.write.QueryRowContext(t.Context(), "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+			t.Fatalf("write PRAGMA %s: %v", tt.pragma, err)
+		}
+		if got != tt.write {
+			t.Errorf("write pool PRAGMA %s: got %q, want %q", tt.pragma, got, tt.write)
+		}
+		if err := s.read.QueryRowContext(t.Context(), "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+			t.Fatalf("read PRAGMA %s: %v", tt.pragma, err)
+		}
+		if got != tt.read {
+			t.Errorf("read pool PRAGMA %s: got %q, want %q", tt.pragma, got, tt.read)
+		}
+	}
+	if _, err := s.read.ExecContext(t.Context(), `DELETE FROM accounts`); err == nil {
+		t.Errorf("DELETE on the read pool: got error nil, want an error")
+	}
+}
+
+// TestReopen checks that migrations run once and are logged, and that data
+// survive a reopen.
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "taisen.db")
+
+	var first recorder
+	s, err := Open(ctx, path, slog.New(&first))
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	a, err := s.CreateAccount(ctx, store.Account{ID: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", Username: "alice"},
+		store.Credential{Kind: store.CredentialDevice, Subject: "device-alice"})
+	if err != nil {
+		t.Fatalf("CreateAccount: got error %v, want nil", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+	if got, want := first.versions(), []int64{1}; !slices.Equal(got, want) {
+		t.Errorf("first Open: got migrations %v logged, want %v", got, want)
+	}
+
+	var second recorder
+	s = openTest(t, path, slog.New(&second))
+	if got := second.versions(); len(got) != 0 {
+		t.Errorf("second Open: got migrations %v logged, want none", got)
+	}
+	got, err := s.Account(ctx, a.ID)
+	if err != nil {
+		t.Fatalf("Account after reopen: got error %v, want nil", err)
+	}
+	if got.ID != a.ID || got.Username != a.Username || !got.CreatedAt.Equal(a.CreatedAt) || !got.UpdatedAt.Equal(a.UpdatedAt) {
+		t.Errorf("Account after reopen: got %+v, want %+v", got, a)
+	}
+}
+
+// recorder is a slog.Handler that keeps the migration versions logged.
+type recorder struct {
+	mu   sync.Mutex
+	vers []int64
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *recorder) WithGroup(string) slog.Handler            { return r }
+
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	if rec.Level != slog.LevelInfo || rec.Message != "store migration applied" {
+		return nil
+	}
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "version" {
+			r.mu.Lock()
+			r.vers = append(r.vers, a.Value.Int64())
+			r.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (r *recorder) versions() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.vers...)
+}

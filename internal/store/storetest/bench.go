@@ -1,0 +1,90 @@
+package storetest
+
+import (
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/taisen-dev/taisen/internal/store"
+)
+
+// BenchCreateAccount measures CreateAccount of new accounts, each with one
+// device credential, on s; from GOMAXPROCS goroutines at once when
+// parallel.
+func BenchCreateAccount(b *testing.B, s store.Store, parallel bool) {
+	ctx := b.Context()
+	prefix := newID() + "-"
+	var seq atomic.Uint64
+	create := func() error {
+		id := prefix + strconv.FormatUint(seq.Add(1), 10)
+		_, err := s.CreateAccount(ctx,
+			store.Account{ID: id, Username: id},
+			store.Credential{Kind: store.CredentialDevice, Subject: id})
+		return err
+	}
+	b.ReportAllocs()
+	if !parallel {
+		for b.Loop() {
+			if err := create(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := create(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchCredentialLookup measures Credential, the lookup behind every login,
+// on s holding a few hundred accounts; from GOMAXPROCS goroutines at once
+// when parallel.
+func BenchCredentialLookup(b *testing.B, s store.Store, parallel bool) {
+	const accounts = 256
+	ctx := b.Context()
+	subjects := make([]string, accounts)
+	for i := range subjects {
+		id := newID()
+		subjects[i] = fmt.Sprintf("device-%d-%s", i, id)
+		if _, err := s.CreateAccount(ctx,
+			store.Account{ID: id, Username: "bench-" + id},
+			store.Credential{Kind: store.CredentialDevice, Subject: subjects[i]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lookup := func(i uint64) error {
+		_, err := s.Credential(ctx, store.CredentialDevice, subjects[i%accounts])
+		return err
+	}
+	b.ReportAllocs()
+	if !parallel {
+		var i uint64
+		for b.Loop() {
+			if err := lookup(i); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		return
+	}
+	var worker atomic.Uint64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		// Start each goroutine elsewhere in the set.
+		i := worker.Add(1) * 37
+		for pb.Next() {
+			if err := lookup(i); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
