@@ -355,6 +355,7 @@ func (c *conn) open(ctx context.Context, cid uint32, ident Identity, resumeID st
 	}
 	c.state = stateOpen
 	c.sess = s
+	c.g.openSockets.Add(1) // removeConn takes it back
 	if cid != 0 {
 		if i := slices.Index(c.inflight, cid); i >= 0 {
 			c.inflight = slices.Delete(c.inflight, i, i+1)
@@ -465,8 +466,13 @@ func (c *conn) enqueue(frame []byte, inline bool) bool {
 		return false
 	}
 	if c.outBytes+len(frame) > c.g.cfg.OutboundQueueBytes {
+		// The client does not read fast enough. Close it without a notice
+		// (it would not read that either). finish runs on its own goroutine
+		// because callers may hold their session's lock.
+		c.state = stateClosing
+		c.closeLabel = wire.ReasonName(realtimev1.CloseReason_CLOSE_REASON_SLOW)
 		c.mu.Unlock()
-		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_SLOW, "client does not read fast enough", false)
+		go c.finish()
 		return false
 	}
 	c.outq = append(c.outq, frame)

@@ -330,7 +330,19 @@ func (g *Gateway) handleKick(k *clusterv1.Kick) *clusterv1.KickReply {
 	} else {
 		s = g.byUser[k.UserId]
 	}
+	pending := g.resuming[k.UserId]
 	g.sessMu.Unlock()
+	if s == nil && pending != nil {
+		// The session claimed its record but is not registered yet: mark
+		// it ended so it never goes live.
+		pending.mu.Lock()
+		hit := k.SessionId == "" || pending.id == k.SessionId
+		if hit {
+			pending.ended = true
+		}
+		pending.mu.Unlock()
+		return &clusterv1.KickReply{Found: hit}
+	}
 	if s == nil || s.userID != k.UserId {
 		return &clusterv1.KickReply{}
 	}

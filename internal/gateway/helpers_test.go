@@ -200,7 +200,9 @@ func closeCode(r realtimev1.CloseReason) ws.StatusCode { return ws.StatusCode(wi
 // reader bufio helper to keep imports honest.
 var _ = bufio.NewReader
 
-func protoMarshal(fr *realtimev1.ClientFrame) ([]byte, error) { return wire.Marshal(wire.Binary, nil, fr) }
+func protoMarshal(fr *realtimev1.ClientFrame) ([]byte, error) {
+	return wire.Marshal(wire.Binary, nil, fr)
+}
 
 func withCid(fr *realtimev1.ClientFrame, cid uint32) *realtimev1.ClientFrame {
 	fr.Cid = cid

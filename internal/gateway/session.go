@@ -158,6 +158,12 @@ func (g *Gateway) establish(ctx context.Context, ident Identity, resumeID string
 // activate registers s as the user's session on this node and releases
 // the pushes that arrived while it was being established.
 func (g *Gateway) activate(s *Session) {
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if ended { // replaced while being established; attach closes the socket
+		return
+	}
 	g.sessMu.Lock()
 	g.sessions[s.id] = s
 	g.byUser[s.userID] = s
@@ -287,7 +293,6 @@ func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid u
 		}
 	}
 	s.mu.Unlock()
-	g.openSockets.Add(1)
 	if old != nil && old != c {
 		old.mu.Lock()
 		old.closeLabel = labelMoved
