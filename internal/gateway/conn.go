@@ -49,19 +49,20 @@ type conn struct {
 	openedAt int64        // unix nanos
 	lastRecv atomic.Int64 // unix nanos of the last frame received
 
-	mu         sync.Mutex
-	state      connState // guarded by mu
-	sess       *Session  // guarded by mu; set once the socket is open
-	inflight   []uint32  // guarded by mu; cids awaiting a reply
-	tokens     float32   // guarded by mu; rate-limit bucket
-	tokensAt   int64     // guarded by mu; unix nanos of the last refill
-	violations uint16    // guarded by mu
-	outq       [][]byte  // guarded by mu; encoded frames waiting to be written
-	outBytes   int       // guarded by mu; bytes in outq and being written
-	flushing   bool      // guarded by mu; a flusher owns the socket's writes
-	finishing  bool      // guarded by mu; close the socket once outq is written
-	closeLabel string    // guarded by mu; why the socket closes (metrics)
-	endSession bool      // guarded by mu; the close ends the session too
+	mu           sync.Mutex
+	state        connState // guarded by mu
+	sess         *Session  // guarded by mu; set once the socket is open
+	inflight     []uint32  // guarded by mu; cids awaiting a reply
+	tokens       float32   // guarded by mu; rate-limit bucket
+	tokensAt     int64     // guarded by mu; unix nanos of the last refill
+	violations   uint16    // guarded by mu
+	authFailures uint8     // guarded by mu; failed Hellos
+	outq         [][]byte  // guarded by mu; encoded frames waiting to be written
+	outBytes     int       // guarded by mu; bytes in outq and being written
+	flushing     bool      // guarded by mu; a flusher owns the socket's writes
+	finishing    bool      // guarded by mu; close the socket once outq is written
+	closeLabel   string    // guarded by mu; why the socket closes (metrics)
+	endSession   bool      // guarded by mu; the close ends the session too
 
 	// Read state, touched only by the engine's one reader at a time.
 	rbuf   []byte // partial frame carried over between reads; nil when none
@@ -122,12 +123,31 @@ func (c *conn) onFrame(f wsFrame) bool {
 	case opPong:
 		return true
 	case opClose:
+		// Echo the client's close (RFC 6455 §5.5.1), then close the socket.
+		// The session stays resumable: only Logout ends it.
+		var status []byte
+		if len(f.payload) >= 2 {
+			status = f.payload[:2]
+		}
+		closeFrame := append(appendFrameHeader(make([]byte, 0, 4), opClose, len(status)), status...)
 		c.mu.Lock()
+		if c.state >= stateClosing {
+			c.mu.Unlock()
+			return false
+		}
+		c.state = stateClosing
 		if c.closeLabel == "" {
 			c.closeLabel = labelClientGone
 		}
+		c.outq = append(c.outq, closeFrame)
+		c.outBytes += len(closeFrame)
+		c.finishing = true
+		start := !c.flushing
+		c.flushing = true
 		c.mu.Unlock()
-		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_NORMAL, "", false)
+		if start {
+			go c.flush()
+		}
 		return false
 	case opContinuation:
 		if c.frag == nil {
@@ -316,15 +336,25 @@ func (c *conn) handleHello(cid uint32, h *realtimev1.Hello) {
 	c.open(ctx, cid, ident, h.ResumeSessionId, h.LastSeq, session, created)
 }
 
+// maxHelloFailures closes a socket after this many failed Hellos (reason
+// auth_failed), so one socket cannot probe many credentials.
+const maxHelloFailures = 3
+
 func (c *conn) helloFailed(cid uint32, err error) {
 	c.mu.Lock()
 	if c.state == stateAuthing {
 		c.state = stateNew
 	}
+	c.authFailures++
+	tooMany := c.authFailures >= maxHelloFailures
 	c.mu.Unlock()
 	c.done(cid)
 	c.replyError(cid, err)
 	c.g.metrics.authFailures.Inc()
+	if tooMany {
+		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED, "too many failed authentications", true)
+		return
+	}
 	c.violation()
 }
 

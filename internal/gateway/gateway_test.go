@@ -373,3 +373,35 @@ func TestConcurrentLoginsLeaveOne(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+func TestRepeatedAuthFailuresClose(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	c := dial(t, n, "")
+	for i := 0; i < 3; i++ {
+		cid := c.request(tokenHello("forged-token", "", 0))
+		if fr := c.mustRecv(); fr.Cid != cid || errCode(fr) != realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED {
+			t.Fatalf("attempt %d: %v", i, fr)
+		}
+	}
+	code, d := c.expectClose()
+	if code != closeCode(realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED) || d.GetReconnect() {
+		t.Errorf("close %d %v, want auth_failed without reconnect", code, d)
+	}
+}
+
+func TestClientCloseIsEchoed(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	sess := login(t, n, "device-closeecho")
+	c, w := open(t, n, sess.Token, "", 0)
+	if _, err := c.c.Write(maskedClientFrame(ws.OpClose, []byte{0x03, 0xe8})); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := c.expectClose(); code != 1000 {
+		t.Errorf("close echo status %d, want 1000", code)
+	}
+	// A client-initiated close leaves the session resumable.
+	_, w2 := open(t, n, sess.Token, w.SessionId, 0)
+	if !w2.Resumed {
+		t.Errorf("session not resumable after a client close: %v", w2)
+	}
+}

@@ -278,6 +278,18 @@ func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid u
 		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "signed in on another device", true)
 		return
 	}
+	c.mu.Lock()
+	gone := c.state >= stateClosing
+	c.mu.Unlock()
+	if gone {
+		// The socket closed between open and attach: its finish found the
+		// session not yet attached, so the session detaches here.
+		if s.conn == nil && s.detachedAt == 0 {
+			s.detachedAt = g.now().UnixNano()
+		}
+		s.mu.Unlock()
+		return
+	}
 	old := s.conn
 	s.conn = c
 	s.detachedAt = 0

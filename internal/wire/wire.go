@@ -86,8 +86,12 @@ func FormatFromRequest(query url.Values, offered []string) (Format, string, erro
 			return Binary, "", err
 		}
 		f = qf
-		if sub != "" {
-			sub = f.Subprotocol()
+		// Only a subprotocol the client offered may be echoed (RFC 6455).
+		sub = ""
+		for _, p := range offered {
+			if strings.TrimSpace(p) == f.Subprotocol() {
+				sub = f.Subprotocol()
+			}
 		}
 	}
 	return f, sub, nil

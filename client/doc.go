@@ -1,0 +1,57 @@
+// Package client is the Go SDK for taisen: it authenticates over the HTTP
+// API (AuthService, spoken as Connect) and keeps a realtime socket to a
+// taisen node, with request/reply correlation, ordered pushes, heartbeats,
+// and automatic reconnection that resumes the session and never delivers a
+// push twice.
+//
+// A typical client authenticates, dials, and reads its pushes:
+//
+//	c, err := client.New("http://127.0.0.1:7350")
+//	if err != nil { ... }
+//	auth, err := c.AuthenticateDevice(ctx, deviceID, true)
+//	if err != nil { ... }
+//	sock, err := c.Dial(ctx, client.DialOptions{Session: auth.Session, AutoReconnect: true})
+//	if err != nil { ... }
+//	defer sock.Close()
+//	go func() {
+//		for p := range sock.Pushes() {
+//			handle(p)
+//		}
+//	}()
+//	out, err := sock.RPC(ctx, "taisen.echo", []byte("hi"))
+//
+// # Errors
+//
+// Every error the server reports for a request, over HTTP or on the socket,
+// is a *Error carrying a stable realtimev1.ErrorCode; use errors.As or
+// CodeOf. A socket that ends for good reports why through Err: ErrClosed
+// after Close, a *CloseError when the server closed it (for example
+// CLOSE_REASON_REPLACED when the user signed in elsewhere), or the network
+// error when reconnecting was not enabled. Requests in flight when the
+// connection drops fail with an error matching ErrDisconnected: the server
+// may or may not have processed them.
+//
+// # Pushes and flow control
+//
+// A socket has one reader. It hands pushes to the application through the
+// bounded channel returned by Pushes and waits when that channel is full;
+// nothing is ever dropped. An application that stops reading therefore stops
+// the reader: replies to requests are not read either, the server's outbound
+// queue grows, and the server eventually closes the socket as slow
+// (CLOSE_REASON_SLOW), after which the socket reconnects and resumes if
+// AutoReconnect is set.
+//
+// # Reconnection
+//
+// With DialOptions.AutoReconnect, a socket that drops unexpectedly, or that
+// the server closes with Disconnect.reconnect set (draining, idle timeout,
+// slow reader, server error), reconnects with exponential backoff and
+// jitter and asks to resume its session from the last push it delivered.
+// When the session could be resumed, the missed pushes follow and Events
+// reports EventResumed; when it could not (grace period over), the socket
+// starts a fresh session, push sequence numbers restart at 1, and Events
+// reports EventReset: the application should reload its state. A socket
+// closed as replaced, kicked, logged out or with failed authentication
+// never reconnects. An expired session token is refreshed with the refresh
+// token before reconnecting.
+package client

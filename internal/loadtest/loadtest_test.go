@@ -1,0 +1,221 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/taisen-dev/taisen/client"
+	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{Scenario: ScenarioIdle, Sessions: 10}
+	tests := []struct {
+		name    string
+		edit    func(*Config)
+		wantErr string // substring; empty means valid
+	}{
+		{name: "minimal idle", edit: func(*Config) {}},
+		{name: "minimal login", edit: func(c *Config) { c.Scenario = ScenarioLogin }},
+		{name: "login hold", edit: func(c *Config) { c.Scenario = ScenarioLogin; c.Hold = true }},
+		{name: "full", edit: func(c *Config) {
+			c.Target = "https://game.example.com"
+			c.Rate = 100
+			c.RPCRate = 50
+			c.AdminURL = "http://127.0.0.1:7351"
+			c.SourceIPs = -1
+			c.Format = client.FormatJSON
+		}},
+		{name: "max sessions", edit: func(c *Config) { c.Sessions = MaxSessions }},
+		{name: "no scenario", edit: func(c *Config) { c.Scenario = "" }, wantErr: "scenario is required"},
+		{name: "bad scenario", edit: func(c *Config) { c.Scenario = "storm" }, wantErr: `scenario "storm"`},
+		{name: "no sessions", edit: func(c *Config) { c.Sessions = 0 }, wantErr: "want at least 1"},
+		{name: "too many sessions", edit: func(c *Config) { c.Sessions = MaxSessions + 1 }, wantErr: "fd limit is 20000"},
+		{name: "negative rate", edit: func(c *Config) { c.Rate = -1 }, wantErr: "rate -1"},
+		{name: "bad target", edit: func(c *Config) { c.Target = "127.0.0.1:7350" }, wantErr: "target"},
+		{name: "ws target", edit: func(c *Config) { c.Target = "ws://127.0.0.1:7350" }, wantErr: "target"},
+		{name: "bad admin", edit: func(c *Config) { c.AdminURL = "localhost" }, wantErr: "admin url"},
+		{name: "rpc on login", edit: func(c *Config) { c.Scenario = ScenarioLogin; c.RPCRate = 1 }, wantErr: "rpc rate applies to the idle"},
+		{name: "hold on idle", edit: func(c *Config) { c.Hold = true }, wantErr: "hold applies to the login"},
+		{name: "too many source ips", edit: func(c *Config) { c.SourceIPs = 300 }, wantErr: "source ips 300"},
+		{name: "huge payload", edit: func(c *Config) { c.RPCPayloadBytes = 1 << 20 }, wantErr: "rpc payload"},
+		{name: "negative duration", edit: func(c *Config) { c.Duration = -time.Second }, wantErr: "duration"},
+		{name: "duration over cap", edit: func(c *Config) { c.Duration = time.Hour }, wantErr: "over the max run time"},
+		{name: "concurrency", edit: func(c *Config) { c.Concurrency = 10000 }, wantErr: "concurrency"},
+		{name: "several problems", edit: func(c *Config) { c.Scenario = ""; c.Sessions = -1 }, wantErr: "sessions -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{Scenario: ScenarioIdle, Sessions: 1000}.WithDefaults()
+	assert.Equal(t, DefaultTarget, c.Target)
+	assert.Equal(t, DefaultConcurrency, c.Concurrency)
+	assert.Equal(t, DefaultHold, c.Duration)
+	assert.Equal(t, DefaultSourceIPs, c.SourceIPs)
+	assert.Equal(t, DefaultSettle, c.Settle)
+	assert.Equal(t, DefaultMaxRunTime, c.MaxRunTime)
+	assert.Equal(t, client.FormatBinary, c.Format)
+	assert.Equal(t, time.Minute+10*time.Second, c.ConnectTimeout)
+	assert.NotNil(t, c.Logger)
+
+	paced := Config{Scenario: ScenarioLogin, Sessions: 1000, Rate: 500}.WithDefaults()
+	assert.Equal(t, 1000, paced.Concurrency, "about twice the rate")
+	assert.Equal(t, time.Minute+2400*time.Millisecond, paced.ConnectTimeout)
+	assert.Zero(t, paced.holdDuration(), "login does not hold")
+
+	withAdmin := Config{Scenario: ScenarioIdle, Sessions: 1, Duration: time.Second, AdminURL: "http://x"}.WithDefaults()
+	assert.Equal(t, DefaultSettle+4*time.Second, withAdmin.holdDuration(), "the hold fits the scrapes")
+	assert.LessOrEqual(t, Config{Scenario: ScenarioIdle, Sessions: MaxSessions, Duration: 9 * time.Minute}.WithDefaults().runDeadline(), DefaultMaxRunTime)
+}
+
+func TestPercentiles(t *testing.T) {
+	seq := func(n int) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = float64(n - i) // descending: percentiles must sort
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		in   []float64
+		want Percentiles
+	}{
+		{name: "none", in: nil, want: Percentiles{}},
+		{name: "one", in: []float64{7}, want: Percentiles{P50: 7, P90: 7, P99: 7, Max: 7}},
+		{name: "two", in: []float64{2, 1}, want: Percentiles{P50: 1, P90: 2, P99: 2, Max: 2}},
+		{name: "ten", in: seq(10), want: Percentiles{P50: 5, P90: 9, P99: 10, Max: 10}},
+		{name: "hundred", in: seq(100), want: Percentiles{P50: 50, P90: 90, P99: 99, Max: 100}},
+		{name: "thousand", in: seq(1000), want: Percentiles{P50: 500, P90: 900, P99: 990, Max: 1000}},
+		{name: "outlier", in: append(seq(99), 10000), want: Percentiles{P50: 50, P90: 90, P99: 99, Max: 10000}},
+		{name: "rounded to microseconds", in: []float64{1.23456789}, want: Percentiles{P50: 1.235, P90: 1.235, P99: 1.235, Max: 1.235}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append([]float64(nil), tt.in...)
+			assert.Equal(t, tt.want, percentiles(in))
+			assert.Equal(t, tt.in, in, "samples are not modified")
+		})
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	const text = `# HELP go_goroutines Number of goroutines that currently exist.
+# TYPE go_goroutines gauge
+go_goroutines 42
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 1.2345678e+07
+taisen_sessions_active 3
+taisen_session_closes_total{reason="client_gone"} 5
+taisen_session_closes_total{reason="a } tricky \" label",other="x"} 7 1700000000000
+go_goroutines_other 1
+`
+	m, err := parseMetrics(strings.NewReader(text), metricRSS, metricGoroutines, metricSessions, "taisen_session_closes_total", "absent")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]float64{
+		metricRSS:                     12345678,
+		metricGoroutines:              42,
+		metricSessions:                3,
+		"taisen_session_closes_total": 12,
+	}, m)
+
+	_, err = parseMetrics(strings.NewReader("go_goroutines abc\n"), metricGoroutines)
+	assert.Error(t, err)
+	m, err = parseMetrics(strings.NewReader("go_goroutines NaN\nbroken{label\n"), metricGoroutines)
+	require.NoError(t, err)
+	assert.Len(t, m, 1)
+}
+
+func TestMedian(t *testing.T) {
+	assert.Equal(t, 0.0, median(nil))
+	assert.Equal(t, 2.0, median([]float64{3, 1, 2}))
+	assert.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
+}
+
+func TestNewServerStats(t *testing.T) {
+	base := serverSample{rss: 100 << 20, goroutines: 50, sessions: 10}
+	held := serverSample{rss: 100<<20 + 4096*1000, goroutines: 60, sessions: 1010}
+	st := newServerStats(base, held, 1000)
+	assert.Equal(t, int64(4096), st.RSSPerSessionBytes)
+	assert.Equal(t, int64(1010), st.SessionsActiveHeld)
+	// Without the server's session count, the swarm's count is used.
+	st = newServerStats(serverSample{rss: 1000}, serverSample{rss: 3000}, 2)
+	assert.Equal(t, int64(1000), st.RSSPerSessionBytes)
+	assert.Zero(t, newServerStats(serverSample{}, serverSample{}, 0).RSSPerSessionBytes)
+}
+
+func TestErrorKind(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{err: fmt.Errorf("x: %w", context.DeadlineExceeded), want: "timeout"},
+		{err: context.Canceled, want: "canceled"},
+		{err: fmt.Errorf("client: dial: %w", &client.Error{Code: realtimev1.ErrorCode_ERROR_CODE_RATE_LIMITED}), want: "rate_limited"},
+		{err: &client.CloseError{Reason: realtimev1.CloseReason_CLOSE_REASON_SLOW}, want: "closed_slow"},
+		{err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, want: "refused"},
+		{err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EADDRNOTAVAIL)}, want: "no_source_port"},
+		{err: os.NewSyscallError("socket", syscall.EMFILE), want: "too_many_open_files"},
+		{err: fmt.Errorf("%w: %w", client.ErrDisconnected, io.EOF), want: "disconnected"},
+		{err: client.ErrClosed, want: "closed"},
+		{err: io.ErrUnexpectedEOF, want: "eof"},
+		{err: errors.New("odd"), want: "other"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, errorKind(tt.err), "%v", tt.err)
+	}
+}
+
+func TestReportJSON(t *testing.T) {
+	r := &Report{Scenario: "idle", ErrorsByKind: map[string]int{}, Server: &ServerStats{}, StartedAt: time.Unix(0, 0).UTC()}
+	var buf bytes.Buffer
+	require.NoError(t, r.WriteJSON(&buf))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &m))
+	for _, k := range []string{"scenario", "target", "sessions_target", "sessions_ok", "errors", "errors_by_kind",
+		"connect_rate_per_s", "duration_s", "latency_ms", "rpc", "server", "started_at", "go_version"} {
+		assert.Contains(t, m, k)
+	}
+	assert.Equal(t, map[string]any{"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}, m["latency_ms"])
+	rpc := m["rpc"].(map[string]any)
+	for _, k := range []string{"count", "errors", "latency_ms"} {
+		assert.Contains(t, rpc, k)
+	}
+	server := m["server"].(map[string]any)
+	for _, k := range []string{"rss_baseline_bytes", "rss_held_bytes", "rss_per_session_bytes", "goroutines_held", "sessions_active_held"} {
+		assert.Contains(t, server, k)
+	}
+	assert.NotContains(t, buf.String(), "aborted")
+	assert.Contains(t, r.Summary(), "scenario idle")
+}

@@ -1,0 +1,176 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Report is the result of a run, written as JSON by `taisen loadtest
+// --json`.
+type Report struct {
+	// Scenario and Target repeat the configuration.
+	Scenario string `json:"scenario"`
+	Target   string `json:"target"`
+	// SessionsTarget is the number of sessions asked for.
+	SessionsTarget int `json:"sessions_target"`
+	// SessionsOK counts sessions that went through the scenario: welcomed
+	// and, when held, still connected at the end of the hold.
+	SessionsOK int `json:"sessions_ok"`
+	// Errors counts failed sessions, dropped held sessions and sessions
+	// never started before the deadline; ErrorsByKind splits them by
+	// phase and cause ("auth_invalid_credentials", "dial_timeout",
+	// "hold_closed_slow", ...) and ErrorSamples keeps one message per kind.
+	Errors       int               `json:"errors"`
+	ErrorsByKind map[string]int    `json:"errors_by_kind"`
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
+	// ConnectRatePerS is the welcomed sessions per second of the
+	// connection phase.
+	ConnectRatePerS float64 `json:"connect_rate_per_s"`
+	// ConnectS is the length of the connection phase, HoldS of the hold.
+	ConnectS float64 `json:"connect_s"`
+	HoldS    float64 `json:"hold_s"`
+	// DurationS is the wall time of the whole run.
+	DurationS float64 `json:"duration_s"`
+	// LatencyMS is authenticate start to Welcome received, per session.
+	LatencyMS Percentiles `json:"latency_ms"`
+	// RPC describes the echo RPCs sent while holding.
+	RPC RPCStats `json:"rpc"`
+	// Server is measured through AdminURL; absent without it.
+	Server *ServerStats `json:"server,omitempty"`
+	// Aborted says why the run stopped early, if it did.
+	Aborted string `json:"aborted,omitempty"`
+	// StartedAt is when the run started; GoVersion the load generator's
+	// Go version.
+	StartedAt time.Time `json:"started_at"`
+	GoVersion string    `json:"go_version"`
+}
+
+// Percentiles summarises samples in milliseconds, computed exactly over
+// all samples (nearest rank).
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// RPCStats describes the echo RPCs of a run.
+type RPCStats struct {
+	// Count is the RPCs sent, Errors those that failed, Skipped the ticks
+	// that found no idle held session to send from.
+	Count     int         `json:"count"`
+	Errors    int         `json:"errors"`
+	Skipped   int         `json:"skipped"`
+	LatencyMS Percentiles `json:"latency_ms"`
+}
+
+// ServerStats is the server's footprint, from its /metrics: a median of
+// scrapes before connecting (baseline) and while all sessions were held
+// (after the settle delay).
+type ServerStats struct {
+	RSSBaselineBytes int64 `json:"rss_baseline_bytes"`
+	RSSHeldBytes     int64 `json:"rss_held_bytes"`
+	// RSSPerSessionBytes is the RSS growth divided by the sessions held
+	// (by the server's count of active sessions when it grew).
+	RSSPerSessionBytes     int64 `json:"rss_per_session_bytes"`
+	GoroutinesBaseline     int64 `json:"goroutines_baseline"`
+	GoroutinesHeld         int64 `json:"goroutines_held"`
+	SessionsActiveBaseline int64 `json:"sessions_active_baseline"`
+	SessionsActiveHeld     int64 `json:"sessions_active_held"`
+}
+
+// newServerStats computes the server stats from the two samples; held is
+// the number of sessions the swarm held during the second.
+func newServerStats(base, held serverSample, heldSessions int) *ServerStats {
+	st := &ServerStats{
+		RSSBaselineBytes:       int64(base.rss),
+		RSSHeldBytes:           int64(held.rss),
+		GoroutinesBaseline:     int64(base.goroutines),
+		GoroutinesHeld:         int64(held.goroutines),
+		SessionsActiveBaseline: int64(base.sessions),
+		SessionsActiveHeld:     int64(held.sessions),
+	}
+	n := int64(heldSessions)
+	if d := st.SessionsActiveHeld - st.SessionsActiveBaseline; d > 0 {
+		n = d
+	}
+	if n > 0 {
+		st.RSSPerSessionBytes = (st.RSSHeldBytes - st.RSSBaselineBytes) / n
+	}
+	return st
+}
+
+// percentiles computes exact nearest-rank percentiles of samples (in any
+// order; not modified), rounded to the microsecond.
+func percentiles(samples []float64) Percentiles {
+	if len(samples) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	return Percentiles{
+		P50: round3(rank(s, 50)),
+		P90: round3(rank(s, 90)),
+		P99: round3(rank(s, 99)),
+		Max: round3(s[len(s)-1]),
+	}
+}
+
+// rank returns the p-th percentile of sorted by the nearest-rank method:
+// the smallest sample with at least p% of the samples at or below it.
+func rank(sorted []float64, p float64) float64 {
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("loadtest: write report: %w", err)
+	}
+	return nil
+}
+
+// Summary is a few lines for humans.
+func (r *Report) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "scenario %s against %s: %d/%d sessions ok, %d errors, %.1f connects/s, %.1fs\n",
+		r.Scenario, r.Target, r.SessionsOK, r.SessionsTarget, r.Errors, r.ConnectRatePerS, r.DurationS)
+	fmt.Fprintf(&b, "latency (authenticate to welcome) ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+		r.LatencyMS.P50, r.LatencyMS.P90, r.LatencyMS.P99, r.LatencyMS.Max)
+	if r.RPC.Count > 0 {
+		fmt.Fprintf(&b, "echo rpc: %d sent, %d errors, %d skipped; ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+			r.RPC.Count, r.RPC.Errors, r.RPC.Skipped, r.RPC.LatencyMS.P50, r.RPC.LatencyMS.P90, r.RPC.LatencyMS.P99, r.RPC.LatencyMS.Max)
+	}
+	if s := r.Server; s != nil {
+		fmt.Fprintf(&b, "server: rss %d -> %d bytes (%d per session), goroutines %d -> %d, active sessions %d -> %d\n",
+			s.RSSBaselineBytes, s.RSSHeldBytes, s.RSSPerSessionBytes, s.GoroutinesBaseline, s.GoroutinesHeld,
+			s.SessionsActiveBaseline, s.SessionsActiveHeld)
+	}
+	if len(r.ErrorsByKind) > 0 {
+		kinds := make([]string, 0, len(r.ErrorsByKind))
+		for k := range r.ErrorsByKind {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		b.WriteString("errors:")
+		for _, k := range kinds {
+			fmt.Fprintf(&b, " %s=%d", k, r.ErrorsByKind[k])
+		}
+		b.WriteString("\n")
+	}
+	if r.Aborted != "" {
+		fmt.Fprintf(&b, "aborted: %s\n", r.Aborted)
+	}
+	return b.String()
+}
