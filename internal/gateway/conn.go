@@ -49,20 +49,21 @@ type conn struct {
 	openedAt int64        // unix nanos
 	lastRecv atomic.Int64 // unix nanos of the last frame received
 
-	mu           sync.Mutex
-	state        connState // guarded by mu
-	sess         *Session  // guarded by mu; set once the socket is open
-	inflight     []uint32  // guarded by mu; cids awaiting a reply
-	tokens       float32   // guarded by mu; rate-limit bucket
-	tokensAt     int64     // guarded by mu; unix nanos of the last refill
-	violations   uint16    // guarded by mu
-	authFailures uint8     // guarded by mu; failed Hellos
-	outq         [][]byte  // guarded by mu; encoded frames waiting to be written
-	outBytes     int       // guarded by mu; bytes in outq and being written
-	flushing     bool      // guarded by mu; a flusher owns the socket's writes
-	finishing    bool      // guarded by mu; close the socket once outq is written
-	closeLabel   string    // guarded by mu; why the socket closes (metrics)
-	endSession   bool      // guarded by mu; the close ends the session too
+	mu            sync.Mutex
+	state         connState // guarded by mu
+	sess          *Session  // guarded by mu; set once the socket is open
+	inflight      []uint32  // guarded by mu; cids awaiting a reply
+	tokens        float32   // guarded by mu; rate-limit bucket
+	tokensAt      int64     // guarded by mu; unix nanos of the last refill
+	violations    uint16    // guarded by mu
+	authFailures  uint8     // guarded by mu; failed Hellos
+	lastViolation int64     // guarded by mu; unix nanos of the last violation
+	outq          [][]byte  // guarded by mu; encoded frames waiting to be written
+	outBytes      int       // guarded by mu; bytes in outq and being written
+	flushing      bool      // guarded by mu; a flusher owns the socket's writes
+	finishing     bool      // guarded by mu; close the socket once outq is written
+	closeLabel    string    // guarded by mu; why the socket closes (metrics)
+	endSession    bool      // guarded by mu; the close ends the session too
 
 	// Read state, touched only by the engine's one reader at a time.
 	rbuf   []byte // partial frame carried over between reads; nil when none
@@ -91,9 +92,9 @@ func (c *conn) onData(data []byte) bool {
 		f, n, err := parseFrame(buf, c.g.cfg.MaxFrameBytes)
 		if err != nil {
 			if errors.Is(err, errFrameTooLarge) {
-				c.closeWith(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE, err.Error(), false)
+				c.closeWith(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE, err.Error(), true)
 			} else {
-				c.closeWith(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, err.Error(), false)
+				c.closeWith(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, err.Error(), true)
 			}
 			return false
 		}
@@ -146,16 +147,16 @@ func (c *conn) onFrame(f wsFrame) bool {
 		c.flushing = true
 		c.mu.Unlock()
 		if start {
-			go c.flush()
+			c.startFlush(false)
 		}
 		return false
 	case opContinuation:
 		if c.frag == nil {
-			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, "continuation frame without a message", false)
+			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, "continuation frame without a message", true)
 			return false
 		}
 		if len(c.frag)+len(f.payload) > c.g.cfg.MaxFrameBytes {
-			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE, "fragmented message too large", false)
+			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE, "fragmented message too large", true)
 			return false
 		}
 		c.frag = append(c.frag, f.payload...)
@@ -167,7 +168,7 @@ func (c *conn) onFrame(f wsFrame) bool {
 		return c.onMessage(op, msg)
 	default: // text or binary
 		if c.frag != nil {
-			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, "new message inside a fragmented one", false)
+			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, "new message inside a fragmented one", true)
 			return false
 		}
 		if !f.fin {
@@ -279,7 +280,15 @@ func (c *conn) takeToken() bool {
 // once there are too many. It returns whether the socket stays open.
 func (c *conn) violation() bool {
 	c.g.metrics.violations.Inc()
+	now := c.g.now().UnixNano()
 	c.mu.Lock()
+	// Violations decay by one per violationDecay, so only a sustained
+	// pattern closes a long-lived session.
+	if c.violations > 0 && c.lastViolation != 0 {
+		decay := (now - c.lastViolation) / int64(violationDecay)
+		c.violations = uint16(max(int64(c.violations)-decay, 0))
+	}
+	c.lastViolation = now
 	c.violations++
 	over := int(c.violations) > c.g.cfg.MaxViolations
 	c.mu.Unlock()
@@ -335,6 +344,9 @@ func (c *conn) handleHello(cid uint32, h *realtimev1.Hello) {
 	}
 	c.open(ctx, cid, ident, h.ResumeSessionId, h.LastSeq, session, created)
 }
+
+// violationDecay is how long it takes one violation to be forgiven.
+const violationDecay = 10 * time.Second
 
 // maxHelloFailures closes a socket after this many failed Hellos (reason
 // auth_failed), so one socket cannot probe many credentials.
@@ -511,13 +523,82 @@ func (c *conn) enqueue(frame []byte, inline bool) bool {
 	c.flushing = true
 	c.mu.Unlock()
 	if start {
-		if inline {
-			c.flush()
-		} else {
-			go c.flush()
-		}
+		c.startFlush(inline)
 	}
 	return true
+}
+
+// startFlush writes the queue, which the caller now owns (flushing is
+// set). It first tries a non-blocking write on the calling goroutine,
+// which empties the queue in the common case without any goroutine; what
+// the socket cannot take now is left to a flusher (the caller itself when
+// inline).
+func (c *conn) startFlush(inline bool) {
+	if c.rc != nil {
+		for {
+			c.mu.Lock()
+			q := c.outq
+			if len(q) == 0 {
+				c.flushing = false
+				finish := c.finishing
+				c.mu.Unlock()
+				if finish {
+					// Callers may hold their session's lock: finish, which
+					// detaches the session, runs on its own goroutine.
+					go c.finish()
+				}
+				return
+			}
+			c.outq = nil
+			c.mu.Unlock()
+			total := 0
+			for _, b := range q {
+				total += len(b)
+			}
+			n, ok, err := c.writeNow(q)
+			if !ok {
+				c.requeue(q, 0)
+				break
+			}
+			if err != nil {
+				c.mu.Lock()
+				c.flushing = false
+				c.mu.Unlock()
+				go c.readFailed() // see above: never close under a session lock
+				return
+			}
+			c.mu.Lock()
+			c.outBytes -= n
+			c.mu.Unlock()
+			if len(q) > 1 {
+				c.g.metrics.coalesced.Add(float64(len(q) - 1))
+			}
+			if n < total {
+				c.requeue(q, n)
+				break
+			}
+		}
+	}
+	if inline {
+		c.flush()
+	} else {
+		go c.flush()
+	}
+}
+
+// requeue puts back the unwritten part of q (after n written bytes) in
+// front of whatever was queued since.
+func (c *conn) requeue(q [][]byte, n int) {
+	for len(q) > 0 && n >= len(q[0]) {
+		n -= len(q[0])
+		q = q[1:]
+	}
+	if len(q) > 0 && n > 0 {
+		q[0] = q[0][n:]
+	}
+	c.mu.Lock()
+	c.outq = append(q, c.outq...)
+	c.mu.Unlock()
 }
 
 // flush writes queued frames until the queue is empty. Frames queued while
@@ -592,7 +673,8 @@ func (c *conn) closeWith(reason realtimev1.CloseReason, msg string, notify bool)
 	reconnect := reason != realtimev1.CloseReason_CLOSE_REASON_REPLACED &&
 		reason != realtimev1.CloseReason_CLOSE_REASON_KICKED &&
 		reason != realtimev1.CloseReason_CLOSE_REASON_NORMAL &&
-		reason != realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED
+		reason != realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED &&
+		reason != realtimev1.CloseReason_CLOSE_REASON_POLICY_VIOLATION
 	notice, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Disconnect{Disconnect: &realtimev1.Disconnect{
 		Reason: reason, Message: msg, Reconnect: reconnect}}})
 	if err != nil {
@@ -609,7 +691,7 @@ func (c *conn) closeWith(reason realtimev1.CloseReason, msg string, notify bool)
 	c.flushing = true
 	c.mu.Unlock()
 	if start {
-		go c.flush()
+		c.startFlush(false)
 	}
 }
 

@@ -16,27 +16,49 @@ const (
 	epollSupported = true
 )
 
-// epollEngine watches every socket with one epoll instance in one-shot
-// mode. A poller goroutine waits for readiness and hands ready sockets to
-// a fixed pool of workers, which read what is there without blocking,
-// process the frames and re-arm the socket. An idle socket costs an epoll
-// registration and nothing else: no goroutine, no buffer.
+// epollEngine watches sockets with a few epoll loops (Config.Workers, one
+// per core by default). Each loop owns an epoll instance and the sockets
+// assigned to it, waits for readiness in one-shot mode, reads what a ready
+// socket has without blocking, processes its frames on the spot (requests
+// that may block run on their own goroutines) and re-arms it. An idle
+// socket costs an epoll registration and nothing else: no goroutine, no
+// buffer.
 type epollEngine struct {
-	g      *Gateway
+	g     *Gateway
+	loops []*epollLoop
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+type epollLoop struct {
+	e      *epollEngine
 	epfd   int
-	wakeFD int // eventfd that stops the poller
-	ready  chan *conn
+	wakeFD int // eventfd that stops the loop
 
 	mu    sync.Mutex
-	conns map[uint64]*conn // guarded by mu; sockets being watched, by id
-
-	wg   sync.WaitGroup
-	once sync.Once
+	conns map[uint64]*conn // guarded by mu; sockets watched by this loop
 }
 
 const wakeID = 0
 
 func newEpollEngine(g *Gateway) (engine, error) {
+	e := &epollEngine{g: g}
+	for i := 0; i < g.cfg.Workers; i++ {
+		l, err := newEpollLoop(e)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	for _, l := range e.loops {
+		e.wg.Add(1)
+		go l.run()
+	}
+	return e, nil
+}
+
+func newEpollLoop(e *epollEngine) (*epollLoop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -53,13 +75,7 @@ func newEpollEngine(g *Gateway) (engine, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
-	e := &epollEngine{g: g, epfd: epfd, wakeFD: wfd, ready: make(chan *conn, 1024), conns: make(map[uint64]*conn)}
-	e.wg.Add(1 + g.cfg.Workers)
-	go e.poll()
-	for i := 0; i < g.cfg.Workers; i++ {
-		go e.work()
-	}
-	return e, nil
+	return &epollLoop{e: e, epfd: epfd, wakeFD: wfd, conns: make(map[uint64]*conn)}, nil
 }
 
 func setID(ev *unix.EpollEvent, id uint64) {
@@ -86,70 +102,62 @@ func (e *epollEngine) serve(c *conn, buffered []byte) error {
 	if len(buffered) > 0 && !c.onData(buffered) {
 		return nil
 	}
-	e.mu.Lock()
-	e.conns[c.id] = c
-	e.mu.Unlock()
+	l := e.loops[c.id%uint64(len(e.loops))]
+	l.mu.Lock()
+	l.conns[c.id] = c
+	l.mu.Unlock()
 	var cerr error
 	err = rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: armEvents}
 		setID(&ev, c.id)
-		cerr = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+		cerr = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
 	if err == nil {
 		err = cerr
 	}
 	if err != nil {
-		e.forget(c)
+		l.forget(c)
 		return fmt.Errorf("epoll_ctl add: %w", err)
 	}
 	return nil
 }
 
-func (e *epollEngine) forget(c *conn) {
-	e.mu.Lock()
-	delete(e.conns, c.id)
-	e.mu.Unlock()
+func (l *epollLoop) forget(c *conn) {
+	l.mu.Lock()
+	delete(l.conns, c.id)
+	l.mu.Unlock()
 }
 
-func (e *epollEngine) poll() {
-	defer e.wg.Done()
-	events := make([]unix.EpollEvent, 256)
+func (l *epollLoop) run() {
+	defer l.e.wg.Done()
+	events := make([]unix.EpollEvent, 128)
+	buf := make([]byte, 16<<10)
 	for {
-		n, err := unix.EpollWait(e.epfd, events, -1)
+		n, err := unix.EpollWait(l.epfd, events, -1)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			e.g.log.Error("epoll_wait failed; socket engine stops", "err", err)
-			close(e.ready)
+			l.e.g.log.Error("epoll_wait failed; socket loop stops", "err", err)
 			return
 		}
 		for i := 0; i < n; i++ {
 			id := getID(&events[i])
 			if id == wakeID {
-				close(e.ready)
 				return
 			}
-			e.mu.Lock()
-			c := e.conns[id]
-			e.mu.Unlock()
+			l.mu.Lock()
+			c := l.conns[id]
+			l.mu.Unlock()
 			if c != nil {
-				e.ready <- c
+				l.read(c, buf)
 			}
 		}
 	}
 }
 
-func (e *epollEngine) work() {
-	defer e.wg.Done()
-	buf := make([]byte, 16<<10)
-	for c := range e.ready {
-		e.read(c, buf)
-	}
-}
-
 // read drains what the socket has, then re-arms it.
-func (e *epollEngine) read(c *conn, buf []byte) {
+func (l *epollLoop) read(c *conn, buf []byte) {
 	for {
 		var n int
 		var rerr error
@@ -158,7 +166,7 @@ func (e *epollEngine) read(c *conn, buf []byte) {
 			return true
 		})
 		if err != nil { // the socket was closed under us
-			e.forget(c)
+			l.forget(c)
 			c.readFailed()
 			return
 		}
@@ -169,12 +177,12 @@ func (e *epollEngine) read(c *conn, buf []byte) {
 			break
 		}
 		if rerr != nil || n == 0 {
-			e.forget(c)
+			l.forget(c)
 			c.readFailed()
 			return
 		}
 		if !c.onData(buf[:n]) {
-			e.forget(c)
+			l.forget(c)
 			return
 		}
 		if n < len(buf) {
@@ -185,20 +193,52 @@ func (e *epollEngine) read(c *conn, buf []byte) {
 	err := c.rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: armEvents}
 		setID(&ev, c.id)
-		cerr = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
+		cerr = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
 	})
 	if err != nil || cerr != nil {
-		e.forget(c)
+		l.forget(c)
 		c.readFailed()
 	}
 }
 
 func (e *epollEngine) close() {
 	e.once.Do(func() {
-		var one = [8]byte{1, 0, 0, 0, 0, 0, 0, 0}
-		_, _ = unix.Write(e.wakeFD, one[:])
+		one := [8]byte{1}
+		for _, l := range e.loops {
+			_, _ = unix.Write(l.wakeFD, one[:])
+		}
 		e.wg.Wait()
-		unix.Close(e.wakeFD)
-		unix.Close(e.epfd)
+		for _, l := range e.loops {
+			unix.Close(l.wakeFD)
+			unix.Close(l.epfd)
+		}
 	})
+}
+
+// writeNow writes bufs to the socket without blocking and returns how many
+// bytes went out; EAGAIN is not an error (0 or a partial count). ok is
+// false when the socket has no raw file descriptor.
+func (c *conn) writeNow(bufs [][]byte) (n int, ok bool, err error) {
+	if c.rc == nil {
+		return 0, false, nil
+	}
+	var werr error
+	cerr := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = unix.Writev(int(fd), bufs)
+			if werr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if cerr != nil {
+		return 0, true, cerr
+	}
+	if werr == unix.EAGAIN {
+		return 0, true, nil
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, true, werr
 }

@@ -13,6 +13,7 @@ import (
 
 	clusterv1 "github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
+	"github.com/taisen-dev/taisen/internal/apierr"
 	"github.com/taisen-dev/taisen/internal/bus"
 )
 
@@ -274,7 +275,12 @@ func (g *Gateway) takeOver(ctx context.Context, s *Session, lastSeq uint64) (boo
 func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid uint32) {
 	s.mu.Lock()
 	if s.ended {
+		// A newer login replaced this session before it went live: the
+		// Hello still gets its one reply.
 		s.mu.Unlock()
+		if cid != 0 {
+			c.replyError(cid, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNAVAILABLE, "a newer login of this account replaced the session"))
+		}
 		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "signed in on another device", true)
 		return
 	}

@@ -85,14 +85,12 @@ func FormatFromRequest(query url.Values, offered []string) (Format, string, erro
 		if err != nil {
 			return Binary, "", err
 		}
-		f = qf
-		// Only a subprotocol the client offered may be echoed (RFC 6455).
-		sub = ""
-		for _, p := range offered {
-			if strings.TrimSpace(p) == f.Subprotocol() {
-				sub = f.Subprotocol()
-			}
+		if sub != "" && qf != f {
+			// Only an offered subprotocol may be echoed (RFC 6455), and
+			// echoing none would fail the handshake in browsers.
+			return Binary, "", fmt.Errorf("%w: ?format=%s contradicts the offered subprotocol %s", ErrBadFormat, q, sub)
 		}
+		f = qf
 	}
 	return f, sub, nil
 }

@@ -23,8 +23,8 @@ func TestFormatFromRequest(t *testing.T) {
 		{"query json", "format=json", nil, JSON, "", false},
 		{"subprotocol json", "", []string{"taisen.json"}, JSON, "taisen.json", false},
 		{"subprotocol proto", "", []string{"x", "taisen.proto"}, Binary, "taisen.proto", false},
-		{"query wins, no unoffered echo", "format=json", []string{"taisen.proto"}, JSON, "", false},
-		{"query and offer agree", "format=json", []string{"taisen.proto", "taisen.json"}, JSON, "taisen.json", false},
+		{"query contradicts offer", "format=json", []string{"taisen.proto"}, Binary, "", true},
+		{"query and offer agree", "format=json", []string{"taisen.json"}, JSON, "taisen.json", false},
 		{"bad query", "format=xml", nil, Binary, "", true},
 		{"unknown subprotocol", "", []string{"mqtt"}, Binary, "", false},
 	}

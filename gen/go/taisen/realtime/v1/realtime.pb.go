@@ -136,12 +136,15 @@ type CloseReason int32
 
 const (
 	CloseReason_CLOSE_REASON_UNSPECIFIED CloseReason = 0
-	// The client logged out or closed the socket.
+	// The client logged out. (When the client closes the socket itself the
+	// server echoes the client's own close status instead.)
 	CloseReason_CLOSE_REASON_NORMAL CloseReason = 1
 	// A newer login of the same user replaced this session. Do not reconnect
 	// automatically: the player is playing elsewhere.
 	CloseReason_CLOSE_REASON_REPLACED CloseReason = 2
-	// The client did not read its pushes fast enough.
+	// The client did not read its pushes fast enough. Sent as the close
+	// status only when the socket can still take it; usually the connection
+	// just drops. Reconnect and resume.
 	CloseReason_CLOSE_REASON_SLOW CloseReason = 3
 	// The node is draining: reconnect (and resume), the router will pick
 	// another node.
@@ -154,9 +157,10 @@ const (
 	CloseReason_CLOSE_REASON_PROTOCOL_ERROR CloseReason = 7
 	// A frame was larger than max_frame_bytes.
 	CloseReason_CLOSE_REASON_FRAME_TOO_LARGE CloseReason = 8
-	// The client kept breaking the rate or in-flight limits.
+	// The client kept breaking the rate or in-flight limits (violations
+	// decay over time). Do not reconnect automatically: fix the client.
 	CloseReason_CLOSE_REASON_POLICY_VIOLATION CloseReason = 9
-	// Hello failed to authenticate.
+	// Three Hellos failed to authenticate on this socket.
 	CloseReason_CLOSE_REASON_AUTH_FAILED CloseReason = 10
 	// An operator or the game's backend disconnected the user.
 	CloseReason_CLOSE_REASON_KICKED CloseReason = 11

@@ -632,7 +632,8 @@ export enum CloseReason {
   UNSPECIFIED = 0,
 
   /**
-   * The client logged out or closed the socket.
+   * The client logged out. (When the client closes the socket itself the
+   * server echoes the client's own close status instead.)
    *
    * @generated from enum value: CLOSE_REASON_NORMAL = 1;
    */
@@ -647,7 +648,9 @@ export enum CloseReason {
   REPLACED = 2,
 
   /**
-   * The client did not read its pushes fast enough.
+   * The client did not read its pushes fast enough. Sent as the close
+   * status only when the socket can still take it; usually the connection
+   * just drops. Reconnect and resume.
    *
    * @generated from enum value: CLOSE_REASON_SLOW = 3;
    */
@@ -690,14 +693,15 @@ export enum CloseReason {
   FRAME_TOO_LARGE = 8,
 
   /**
-   * The client kept breaking the rate or in-flight limits.
+   * The client kept breaking the rate or in-flight limits (violations
+   * decay over time). Do not reconnect automatically: fix the client.
    *
    * @generated from enum value: CLOSE_REASON_POLICY_VIOLATION = 9;
    */
   POLICY_VIOLATION = 9,
 
   /**
-   * Hello failed to authenticate.
+   * Three Hellos failed to authenticate on this socket.
    *
    * @generated from enum value: CLOSE_REASON_AUTH_FAILED = 10;
    */
