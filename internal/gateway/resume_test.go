@@ -182,3 +182,30 @@ func TestKick(t *testing.T) {
 		t.Errorf("disconnect unknown user: %v %v", ok, err)
 	}
 }
+
+func TestRecordExpiresWhenNodeDies(t *testing.T) {
+	url := taisentest.StartNATS(t)
+	short := func(c *config.Config) {
+		c.Gateway.SessionTTL = 3 * time.Second
+		c.Gateway.ResumeGrace = 2 * time.Second
+		c.DrainTimeout = 100 * time.Millisecond
+	}
+	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Configure: short})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, DataDir: a.DataDir, Configure: short})
+	sess := login(t, a, "device-expire-01")
+	open(t, a, sess.Token, "", 0)
+	a.Stop() // the drain gives up at once; nothing deletes the record
+	rec, err := b.Session(context.Background(), sess.UserId)
+	if err != nil || !rec.Online {
+		t.Fatalf("right after the node stopped: %v %v, want still online until the TTL", rec, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		rec, err = b.Session(context.Background(), sess.UserId)
+		if err == nil && !rec.Online {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("record still there 10 s after its node died: %v %v", rec, err)
+}

@@ -190,7 +190,7 @@ func (g *Gateway) claim(ctx context.Context, s *Session) (*clusterv1.SessionReco
 		var rev uint64
 		switch {
 		case errors.Is(err, bus.ErrKeyNotFound):
-			rev, err = g.kv.Create(ctx, s.userID, val, g.cfg.SessionTTL)
+			rev, err = g.kv.Create(ctx, s.userID, val, bucketTTL)
 			if errors.Is(err, bus.ErrKeyExists) {
 				continue
 			}
@@ -201,7 +201,7 @@ func (g *Gateway) claim(ctx context.Context, s *Session) (*clusterv1.SessionReco
 				g.log.Warn("overwriting undecodable session record", "user", s.userID, "err", err)
 				prev = nil
 			}
-			rev, err = g.kv.Update(ctx, s.userID, val, e.Revision, g.cfg.SessionTTL)
+			rev, err = g.kv.Update(ctx, s.userID, val, e.Revision, bucketTTL)
 			if errors.Is(err, bus.ErrWrongRevision) {
 				continue
 			}
@@ -236,7 +236,7 @@ func (g *Gateway) takeOver(ctx context.Context, s *Session, lastSeq uint64) (boo
 		return false, nil
 	}
 	s.sinceMs = rec.SinceMs
-	rev, err := g.kv.Update(ctx, s.userID, s.record(g.cfg.NodeID), e.Revision, g.cfg.SessionTTL)
+	rev, err := g.kv.Update(ctx, s.userID, s.record(g.cfg.NodeID), e.Revision, bucketTTL)
 	if errors.Is(err, bus.ErrWrongRevision) {
 		return false, nil
 	}
@@ -378,18 +378,18 @@ func (g *Gateway) refresh(ctx context.Context, s *Session) {
 	}
 	rev, val := s.kvRev, s.record(g.cfg.NodeID)
 	s.mu.Unlock()
-	newRev, err := g.kv.Update(ctx, s.userID, val, rev, g.cfg.SessionTTL)
+	newRev, err := g.kv.Update(ctx, s.userID, val, rev, bucketTTL)
 	if errors.Is(err, bus.ErrWrongRevision) || errors.Is(err, bus.ErrKeyNotFound) {
 		e, gerr := g.kv.Get(ctx, s.userID)
 		switch {
 		case errors.Is(gerr, bus.ErrKeyNotFound):
-			newRev, err = g.kv.Create(ctx, s.userID, val, g.cfg.SessionTTL)
+			newRev, err = g.kv.Create(ctx, s.userID, val, bucketTTL)
 		case gerr != nil:
 			err = gerr
 		default:
 			rec, derr := decodeRecord(e.Value)
 			if derr == nil && rec.SessionId == s.id && rec.NodeId == g.cfg.NodeID {
-				newRev, err = g.kv.Update(ctx, s.userID, val, e.Revision, g.cfg.SessionTTL)
+				newRev, err = g.kv.Update(ctx, s.userID, val, e.Revision, bucketTTL)
 			} else {
 				g.lost(s, derr == nil && rec.SessionId == s.id)
 				return
@@ -424,3 +424,8 @@ func (g *Gateway) lost(s *Session, moved bool) {
 	}
 	c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "signed in on another device", true)
 }
+
+// bucketTTL writes session records with the sessions bucket's own TTL
+// (Config.SessionTTL): no per-key TTL header, so each stored record is
+// smaller and the server keeps no per-key timer.
+const bucketTTL = 0
