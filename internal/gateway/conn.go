@@ -75,6 +75,14 @@ func (g *Gateway) newConn(nc net.Conn, f wire.Format) *conn {
 	now := g.now().UnixNano()
 	c := &conn{g: g, id: g.nextConnID.Add(1), nc: nc, format: f, openedAt: now, tokensAt: now, tokens: float32(g.cfg.RateBurst)}
 	c.lastRecv.Store(now)
+	if g.cfg.Engine == "epoll" {
+		// Set before the socket is shared with any other goroutine.
+		if sc, ok := nc.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				c.rc = rc
+			}
+		}
+	}
 	return c
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -90,15 +89,10 @@ func getID(ev *unix.EpollEvent) uint64 {
 const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
 func (e *epollEngine) serve(c *conn, buffered []byte) error {
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
+	rc := c.rc // set by newConn
+	if rc == nil {
 		return fmt.Errorf("socket %T has no file descriptor; use the goroutine engine", c.nc)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("syscall conn: %w", err)
-	}
-	c.rc = rc
 	if len(buffered) > 0 && !c.onData(buffered) {
 		return nil
 	}
@@ -107,7 +101,7 @@ func (e *epollEngine) serve(c *conn, buffered []byte) error {
 	l.conns[c.id] = c
 	l.mu.Unlock()
 	var cerr error
-	err = rc.Control(func(fd uintptr) {
+	err := rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: armEvents}
 		setID(&ev, c.id)
 		cerr = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)

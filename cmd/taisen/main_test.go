@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+// TestMain builds the real binary once; the tests run it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "taisen-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "taisen")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{[]string{"--help"}, 0, "Commands:"},
+		{[]string{"serve", "--help"}, 0, "-client-addr"},
+		{[]string{"loadtest", "--help"}, 0, "-scenario"},
+		{[]string{"config"}, 0, "TAISEN_CLIENT_ADDR"},
+		{[]string{"version"}, 0, "taisen"},
+		{[]string{"nonsense"}, 2, "unknown command"},
+		{nil, 2, "Usage"},
+		{[]string{"serve", "--idle-timeout", "soon"}, 1, "want a duration"},
+		{[]string{"loadtest", "--sessions", "50000"}, 1, "19000"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := exec.Command(binary, tt.args...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantCode || !strings.Contains(out.String(), tt.want) {
+				t.Errorf("exit %d, output:\n%s\nwant exit %d and %q", code, out.String(), tt.wantCode, tt.want)
+			}
+		})
+	}
+}
+
+// TestServeLoadtestDrain runs the two commands of the README against each
+// other: a node with zero setup, a small swarm, then SIGTERM → exit 0.
+func TestServeLoadtestDrain(t *testing.T) {
+	dir := t.TempDir()
+	client, admin := freeAddr(t), freeAddr(t)
+	var logs bytes.Buffer
+	srv := exec.Command(binary, "serve", "--data", filepath.Join(dir, "data"), "--client-addr", client, "--admin-addr", admin)
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _, _ = srv.Process.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, f := range []string{"server.key", "token.secret"} {
+		fi, err := os.Stat(filepath.Join(dir, "data", f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v mode %v, want 0600", f, err, fi.Mode().Perm())
+		}
+	}
+
+	report := filepath.Join(dir, "report.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lt := exec.CommandContext(ctx, binary, "loadtest", "--target", "http://"+client, "--admin", "http://"+admin,
+		"--scenario", "idle", "--sessions", "40", "--duration", "2s", "--settle", "1s", "--rpc-rate", "50", "--json", report)
+	out, err := lt.CombinedOutput()
+	if err != nil {
+		t.Fatalf("loadtest: %v\n%s", err, out)
+	}
+	var r struct {
+		Scenario   string  `json:"scenario"`
+		SessionsOK int     `json:"sessions_ok"`
+		Errors     int     `json:"errors"`
+		Rate       float64 `json:"connect_rate_per_s"`
+		Latency    struct {
+			P50, P90, P99, Max float64
+		} `json:"latency_ms"`
+	}
+	raw, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Scenario != "idle" || r.SessionsOK != 40 || r.Errors != 0 || r.Rate <= 0 || r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 || r.Latency.Max < r.Latency.P99 {
+		t.Errorf("report = %+v\n%s", r, raw)
+	}
+
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	_, _ = metrics.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"process_resident_memory_bytes", "go_goroutines", "taisen_sessions_active", "taisen_sessions_opened_total 40", "taisen_session_closes_total", "taisen_log_dropped_total"} {
+		if !strings.Contains(metrics.String(), m) {
+			t.Errorf("metrics lack %q", m)
+		}
+	}
+
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, logs.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("serve did not exit after SIGTERM:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "drained") {
+		t.Errorf("no drain in the logs:\n%s", logs.String())
+	}
+}
