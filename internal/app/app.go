@@ -77,7 +77,7 @@ type App struct {
 
 // New opens everything a node needs and binds its listeners; Run serves.
 // On error everything opened so far is closed again.
-func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err error) {
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if out == nil {
 		out = os.Stderr
 	}
-	a = &App{cfg: cfg, reg: prometheus.NewRegistry(), serveErr: make(chan error, 2)}
+	a := &App{cfg: cfg, reg: prometheus.NewRegistry(), serveErr: make(chan error, 2)}
 	a.banner = opts.Banner
 	if a.banner == nil {
 		a.banner = out
@@ -144,25 +144,28 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			fmt.Fprintf(a.banner, "taisen: embedded NATS accepts other nodes at %s (start them with --nats-url %s)\n", u, u)
 		}
 	}
-	a.bus, err = natsbus.Connect(ctx, natsbus.Config{URL: cfg.NATSURL, Server: a.natsSrv, Name: "taisen-" + cfg.NodeID, Logger: a.log.With("component", "bus")})
+	nb, err := natsbus.Connect(ctx, natsbus.Config{URL: cfg.NATSURL, Server: a.natsSrv, Name: "taisen-" + cfg.NodeID, Logger: a.log.With("component", "bus")})
 	if err != nil {
 		if cfg.NATSURL != "" {
 			return nil, fmt.Errorf("connect to NATS at %s (is it running, version ≥ 2.11 with JetStream?): %w", cfg.NATSURL, err)
 		}
 		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
 	}
+	a.bus = nb
 
 	// Store.
 	if cfg.DatabaseURL != "" {
-		a.store, err = postgres.Open(ctx, cfg.DatabaseURL, a.log.With("component", "store"))
+		st, err := postgres.Open(ctx, cfg.DatabaseURL, a.log.With("component", "store"))
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL (check --database-url): %w", err)
 		}
+		a.store = st
 	} else {
-		a.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "taisen.db"), a.log.With("component", "store"))
+		st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "taisen.db"), a.log.With("component", "store"))
 		if err != nil {
 			return nil, fmt.Errorf("open SQLite: %w", err)
 		}
+		a.store = st
 	}
 
 	// Auth.

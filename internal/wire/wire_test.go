@@ -121,3 +121,23 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeServerFrame(f *testing.F) {
+	seed, _ := Marshal(Binary, nil, &realtimev1.ServerFrame{Cid: 3, Body: &realtimev1.ServerFrame_Push{Push: &realtimev1.Push{Seq: 9, Kind: "k", Payload: []byte("p")}}})
+	f.Add(seed, false)
+	f.Add([]byte(`{"welcome":{"sessionId":"s","resumed":true,"replayed":2}}`), true)
+	f.Add([]byte(`{"disconnect":{"reason":"CLOSE_REASON_DRAINING","reconnect":true}}`), true)
+	f.Fuzz(func(t *testing.T, data []byte, json bool) {
+		format := Binary
+		if json {
+			format = JSON
+		}
+		fr, err := DecodeServerFrame(format, data)
+		if err != nil {
+			return
+		}
+		if _, err := Marshal(format, nil, fr); err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+	})
+}
