@@ -5,7 +5,9 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +35,12 @@ type epollLoop struct {
 	e      *epollEngine
 	epfd   int
 	wakeFD int // eventfd that stops the loop
+	// file wraps epfd so the loop waits for it in Go's own network poller
+	// (an epoll fd is readable while it has events): a waiting loop parks
+	// like any goroutine instead of holding a thread in epoll_wait, which
+	// would delay the goroutines it starts until the runtime noticed.
+	file *os.File
+	rc   syscall.RawConn
 
 	mu    sync.Mutex
 	conns map[uint64]*conn // guarded by mu; sockets watched by this loop
@@ -74,7 +82,19 @@ func newEpollLoop(e *epollEngine) (*epollLoop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
-	return &epollLoop{e: e, epfd: epfd, wakeFD: wfd, conns: make(map[uint64]*conn)}, nil
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(wfd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("epoll fd nonblocking: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		unix.Close(wfd)
+		return nil, fmt.Errorf("epoll fd raw conn: %w", err)
+	}
+	return &epollLoop{e: e, epfd: epfd, wakeFD: wfd, file: f, rc: rc, conns: make(map[uint64]*conn)}, nil
 }
 
 func setID(ev *unix.EpollEvent, id uint64) {
@@ -127,12 +147,22 @@ func (l *epollLoop) run() {
 	events := make([]unix.EpollEvent, 128)
 	buf := make([]byte, 16<<10)
 	for {
-		n, err := unix.EpollWait(l.epfd, events, -1)
+		var n int
+		var werr error
+		err := l.rc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			// Nothing ready: park until the epoll fd becomes readable.
+			return n != 0 || (werr != nil && werr != unix.EINTR && werr != unix.EAGAIN)
+		})
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
+			l.e.g.log.Error("waiting on epoll failed; socket loop stops", "err", err)
+			return
+		}
+		if werr != nil {
+			if errors.Is(werr, unix.EINTR) {
 				continue
 			}
-			l.e.g.log.Error("epoll_wait failed; socket loop stops", "err", err)
+			l.e.g.log.Error("epoll_wait failed; socket loop stops", "err", werr)
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -204,7 +234,7 @@ func (e *epollEngine) close() {
 		e.wg.Wait()
 		for _, l := range e.loops {
 			unix.Close(l.wakeFD)
-			unix.Close(l.epfd)
+			l.file.Close() // closes epfd
 		}
 	})
 }
