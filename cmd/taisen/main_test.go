@@ -172,3 +172,21 @@ func TestServeLoadtestDrain(t *testing.T) {
 		t.Errorf("no drain in the logs:\n%s", logs.String())
 	}
 }
+
+// TestREADMEConfigTable keeps the README's configuration reference equal
+// to what `taisen config` prints.
+func TestREADMEConfigTable(t *testing.T) {
+	out, err := exec.Command(binary, "config").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "|") && !strings.Contains(string(readme), line) {
+			t.Errorf("README.md lacks the config line %q (paste the output of `taisen config`)", line)
+		}
+	}
+}

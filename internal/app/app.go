@@ -183,24 +183,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	}
 
 	// Gateway.
-	gcfg := gateway.Config{
-		NodeID:             cfg.NodeID,
-		Engine:             cfg.Gateway.Engine,
-		MaxFrameBytes:      cfg.Gateway.MaxFrameBytes,
-		MaxInFlight:        cfg.Gateway.MaxInFlight,
-		RateLimit:          cfg.Gateway.RateLimit,
-		RateBurst:          cfg.Gateway.RateBurst,
-		MaxViolations:      cfg.Gateway.MaxViolations,
-		AuthTimeout:        cfg.Gateway.AuthTimeout,
-		HeartbeatInterval:  cfg.Gateway.HeartbeatInterval,
-		IdleTimeout:        cfg.Gateway.IdleTimeout,
-		ResumeGrace:        cfg.Gateway.ResumeGrace,
-		ResumeBufferPushes: cfg.Gateway.ResumeBufferPushes,
-		OutboundQueueBytes: cfg.Gateway.OutboundQueueBytes,
-		WriteTimeout:       cfg.Gateway.WriteTimeout,
-		SessionTTL:         cfg.Gateway.SessionTTL,
-		Workers:            cfg.Gateway.Workers,
-	}
+	gcfg := cfg.Gateway
+	gcfg.NodeID = cfg.NodeID
 	if cfg.TLSCert != "" && gcfg.Engine != "goroutine" {
 		a.log.Info("TLS is served by the goroutine engine (about 8 KiB more per idle session than epoll)")
 		gcfg.Engine = "goroutine"

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/taisen-dev/taisen/internal/gateway"
 )
 
 // Config is the configuration of `taisen serve`.
@@ -51,27 +53,9 @@ type Config struct {
 	// DrainTimeout bounds the wait for sessions to leave on SIGTERM.
 	DrainTimeout time.Duration
 
-	Gateway Gateway
+	// Gateway configures realtime sessions; its NodeID comes from NodeID.
+	Gateway gateway.Config
 	Auth    Auth
-}
-
-// Gateway configures realtime sessions.
-type Gateway struct {
-	Engine             string
-	MaxFrameBytes      int
-	MaxInFlight        int
-	RateLimit          float64
-	RateBurst          int
-	MaxViolations      int
-	AuthTimeout        time.Duration
-	HeartbeatInterval  time.Duration
-	IdleTimeout        time.Duration
-	ResumeGrace        time.Duration
-	ResumeBufferPushes int
-	OutboundQueueBytes int
-	WriteTimeout       time.Duration
-	SessionTTL         time.Duration
-	Workers            int
 }
 
 // Auth configures tokens.
@@ -90,23 +74,8 @@ func Defaults() Config {
 		LogFormat:    "text",
 		LogQueue:     10000,
 		DrainTimeout: 30 * time.Second,
-		Gateway: Gateway{
-			MaxFrameBytes:      64 << 10,
-			MaxInFlight:        1,
-			RateLimit:          20,
-			RateBurst:          40,
-			MaxViolations:      10,
-			AuthTimeout:        10 * time.Second,
-			HeartbeatInterval:  25 * time.Second,
-			IdleTimeout:        60 * time.Second,
-			ResumeGrace:        30 * time.Second,
-			ResumeBufferPushes: 256,
-			OutboundQueueBytes: 1 << 20,
-			WriteTimeout:       10 * time.Second,
-			SessionTTL:         90 * time.Second,
-			Workers:            4,
-		},
-		Auth: Auth{SessionTTL: time.Hour, RefreshTTL: 30 * 24 * time.Hour},
+		Gateway:      gateway.Defaults(),
+		Auth:         Auth{SessionTTL: time.Hour, RefreshTTL: 30 * 24 * time.Hour},
 	}
 }
 
@@ -232,7 +201,7 @@ func fields(c *Config) []field {
 	str(&c.TLSCert, "tls-cert", "certificate file: serve the client listener over TLS (goroutine engine)")
 	str(&c.TLSKey, "tls-key", "private key file for tls-cert")
 	dur(&c.DrainTimeout, "drain-timeout", "on SIGTERM, how long to wait for sessions to leave")
-	str(&c.Gateway.Engine, "engine", "socket engine: epoll (Linux) or goroutine (portable); empty picks epoll on Linux")
+	str(&c.Gateway.Engine, "engine", "socket engine: epoll (Linux) or goroutine (portable, one goroutine per socket)")
 	num(&c.Gateway.MaxFrameBytes, "max-frame-bytes", "largest client frame accepted")
 	num(&c.Gateway.MaxInFlight, "max-in-flight", "requests per session awaiting a reply")
 	flt(&c.Gateway.RateLimit, "rate-limit", "sustained requests per second per session")
@@ -246,7 +215,7 @@ func fields(c *Config) []field {
 	num(&c.Gateway.OutboundQueueBytes, "outbound-queue-bytes", "bytes queued per socket before the client is closed as slow")
 	dur(&c.Gateway.WriteTimeout, "write-timeout", "close a socket whose write takes longer (slow)")
 	dur(&c.Gateway.SessionTTL, "session-ttl", "TTL of the session record in the bus KV (refreshed every third)")
-	num(&c.Gateway.Workers, "workers", "epoll reactor workers")
+	num(&c.Gateway.Workers, "workers", "epoll loops reading sockets (one per core is plenty)")
 	dur(&c.Auth.SessionTTL, "token-ttl", "session token lifetime")
 	dur(&c.Auth.RefreshTTL, "refresh-ttl", "refresh token lifetime")
 	return fs

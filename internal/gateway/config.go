@@ -48,7 +48,7 @@ type Config struct {
 	// SessionTTL is the TTL of the session record in the bus KV; it is
 	// refreshed every SessionTTL/3 while the session lives.
 	SessionTTL time.Duration
-	// Workers is the number of reactor workers reading sockets (epoll).
+	// Workers is the number of epoll loops reading sockets.
 	Workers int
 	// SweepInterval is how often timers (idle, auth, grace, refresh) are
 	// checked.
@@ -74,7 +74,7 @@ func Defaults() Config {
 		WriteTimeout:       10 * time.Second,
 		RequestTimeout:     10 * time.Second,
 		SessionTTL:         90 * time.Second,
-		Workers:            0,
+		Workers:            4,
 		SweepInterval:      time.Second,
 	}
 }
