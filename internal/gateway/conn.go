@@ -65,10 +65,10 @@ type conn struct {
 	closeLabel    string    // guarded by mu; why the socket closes (metrics)
 	endSession    bool      // guarded by mu; the close ends the session too
 
-	// Read state, touched only by the engine's one reader at a time.
-	rbuf   []byte // partial frame carried over between reads; nil when none
-	frag   []byte // payload of a fragmented message being assembled
-	fragOp byte
+	// rs is the read state carried between reads: nil unless a frame or a
+	// fragmented message is incomplete, so an idle socket holds none.
+	// Touched only by the engine's one reader at a time.
+	rs *readState
 }
 
 func (g *Gateway) newConn(nc net.Conn, f wire.Format) *conn {
@@ -86,13 +86,20 @@ func (g *Gateway) newConn(nc net.Conn, f wire.Format) *conn {
 	return c
 }
 
+// readState is what a socket's reader keeps between reads.
+type readState struct {
+	rbuf   []byte // partial frame carried over between reads
+	frag   []byte // payload of a fragmented message being assembled
+	fragOp byte
+}
+
 // onData consumes bytes read from the socket. It returns false once the
 // socket is closing and must not be read any more.
 func (c *conn) onData(data []byte) bool {
 	var buf []byte
-	if len(c.rbuf) > 0 {
-		c.rbuf = append(c.rbuf, data...)
-		buf = c.rbuf
+	if c.rs != nil && len(c.rs.rbuf) > 0 {
+		c.rs.rbuf = append(c.rs.rbuf, data...)
+		buf = c.rs.rbuf
 	} else {
 		buf = data
 	}
@@ -114,10 +121,18 @@ func (c *conn) onData(data []byte) bool {
 			return false
 		}
 	}
-	if len(buf) == 0 {
-		c.rbuf = nil
-	} else if len(c.rbuf) == 0 || &buf[0] != &c.rbuf[0] {
-		c.rbuf = append(make([]byte, 0, len(buf)+512), buf...)
+	switch {
+	case len(buf) == 0:
+		if c.rs != nil {
+			c.rs.rbuf = nil
+			if c.rs.frag == nil {
+				c.rs = nil
+			}
+		}
+	case c.rs == nil:
+		c.rs = &readState{rbuf: append(make([]byte, 0, len(buf)+512), buf...)}
+	case len(c.rs.rbuf) == 0 || &buf[0] != &c.rs.rbuf[0]:
+		c.rs.rbuf = append(make([]byte, 0, len(buf)+512), buf...)
 	}
 	return true
 }
@@ -159,29 +174,32 @@ func (c *conn) onFrame(f wsFrame) bool {
 		}
 		return false
 	case opContinuation:
-		if c.frag == nil {
+		if c.rs == nil || c.rs.frag == nil {
 			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, "continuation frame without a message", true)
 			return false
 		}
-		if len(c.frag)+len(f.payload) > c.g.cfg.MaxFrameBytes {
+		if len(c.rs.frag)+len(f.payload) > c.g.cfg.MaxFrameBytes {
 			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE, "fragmented message too large", true)
 			return false
 		}
-		c.frag = append(c.frag, f.payload...)
+		c.rs.frag = append(c.rs.frag, f.payload...)
 		if !f.fin {
 			return true
 		}
-		msg, op := c.frag, c.fragOp
-		c.frag = nil
+		msg, op := c.rs.frag, c.rs.fragOp
+		c.rs.frag = nil
 		return c.onMessage(op, msg)
 	default: // text or binary
-		if c.frag != nil {
+		if c.rs != nil && c.rs.frag != nil {
 			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, "new message inside a fragmented one", true)
 			return false
 		}
 		if !f.fin {
-			c.frag = append(make([]byte, 0, 2*len(f.payload)), f.payload...)
-			c.fragOp = f.op
+			if c.rs == nil {
+				c.rs = &readState{}
+			}
+			c.rs.frag = append(make([]byte, 0, 2*len(f.payload)), f.payload...)
+			c.rs.fragOp = f.op
 			return true
 		}
 		return c.onMessage(f.op, f.payload)

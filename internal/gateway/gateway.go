@@ -364,7 +364,7 @@ func (g *Gateway) handleTakeOver(t *clusterv1.TakeOver) *clusterv1.TakeOverReply
 		s.mu.Unlock()
 		return &clusterv1.TakeOverReply{}
 	}
-	pushes, complete := s.ring.after(t.LastSeq, s.seq)
+	pushes, complete := s.after(t.LastSeq)
 	reply := &clusterv1.TakeOverReply{Found: true, Complete: complete, Pushes: pushes, LastSeq: s.seq, SinceMs: s.sinceMs}
 	s.mu.Unlock()
 	if c := g.forget(s); c != nil {

@@ -405,3 +405,37 @@ func TestClientCloseIsEchoed(t *testing.T) {
 		t.Errorf("session not resumable after a client close: %v", w2)
 	}
 }
+
+func TestFramesSplitAcrossReads(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	sess := login(t, n, "device-trickle-1")
+	c := dial(t, n, "")
+	b, _ := protoMarshal(withCid(tokenHello(sess.Token, "", 0), 1))
+	frame := maskedClientFrame(ws.OpBinary, b)
+	b2, _ := protoMarshal(withCid(echo("two in one"), 2))
+	// The hello trickles in a byte at a time; then the end of one frame
+	// and the start of the next share a write.
+	for i := range frame[:len(frame)-3] {
+		if _, err := c.c.Write(frame[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if fr, err := c.recv(200 * time.Millisecond); err == nil {
+		t.Fatalf("got %v before the hello was complete", fr)
+	}
+	second := maskedClientFrame(ws.OpBinary, b2)
+	if _, err := c.c.Write(append(append([]byte(nil), frame[len(frame)-3:]...), second[:5]...)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, err := c.c.Write(second[5:]); err != nil {
+		t.Fatal(err)
+	}
+	if fr := c.mustRecv(); fr.Cid != 1 || fr.GetWelcome() == nil {
+		t.Fatalf("got %v, want welcome", fr)
+	}
+	if fr := c.mustRecv(); fr.Cid != 2 || string(fr.GetRpc().GetPayload()) != "two in one" {
+		t.Fatalf("got %v, want echo", fr)
+	}
+}

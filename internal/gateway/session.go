@@ -32,8 +32,9 @@ type Session struct {
 	conn *conn
 	// seq is the last push sequence number assigned. Guarded by mu.
 	seq uint64
-	// ring holds recent pushes for resume. Guarded by mu.
-	ring pushRing
+	// ring holds recent pushes for resume; nil until the first push.
+	// Guarded by mu.
+	ring *pushRing
 	// resuming is set while a takeover is in progress; pushes then wait in
 	// pending and get their seq once the takeover is done. Guarded by mu.
 	resuming bool
@@ -89,7 +90,7 @@ func (g *Gateway) push(s *Session, kind string, payload []byte) (uint64, bool) {
 	}
 	s.seq++
 	p.Seq = s.seq
-	s.ring.add(p, g.cfg.ResumeBufferPushes, g.cfg.ResumeBufferBytes)
+	s.keep(p, g.cfg)
 	g.metrics.pushes.Inc()
 	if c := s.conn; c != nil {
 		frame, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Push{Push: p}})
@@ -134,7 +135,7 @@ func (g *Gateway) establish(ctx context.Context, ident Identity, resumeID string
 	s.resumed = false
 	s.clientLast = 0
 	s.seq = 0
-	s.ring = pushRing{}
+	s.ring = nil
 	s.mu.Unlock()
 	prev, err := g.claim(ctx, s)
 	if err != nil {
@@ -174,7 +175,7 @@ func (g *Gateway) activate(s *Session) {
 	for _, p := range s.pending {
 		s.seq++
 		p.Seq = s.seq
-		s.ring.add(p, g.cfg.ResumeBufferPushes, g.cfg.ResumeBufferBytes)
+		s.keep(p, g.cfg)
 	}
 	s.pending = nil
 	s.mu.Unlock()
@@ -262,7 +263,7 @@ func (g *Gateway) takeOver(ctx context.Context, s *Session, lastSeq uint64) (boo
 	s.mu.Lock()
 	s.seq = to.LastSeq
 	for _, p := range to.Pushes {
-		s.ring.add(p, g.cfg.ResumeBufferPushes, g.cfg.ResumeBufferBytes)
+		s.keep(p, g.cfg)
 	}
 	s.resumed = true
 	s.clientLast = lastSeq
@@ -299,7 +300,7 @@ func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid u
 	old := s.conn
 	s.conn = c
 	s.detachedAt = 0
-	replay, _ := s.ring.after(s.clientLast, s.seq)
+	replay, _ := s.after(s.clientLast)
 	welcome.Replayed = uint32(len(replay))
 	frame, err := c.encode(&realtimev1.ServerFrame{Cid: cid, Body: &realtimev1.ServerFrame_Welcome{Welcome: welcome}})
 	if err == nil {
@@ -429,3 +430,20 @@ func (g *Gateway) lost(s *Session, moved bool) {
 // (Config.SessionTTL): no per-key TTL header, so each stored record is
 // smaller and the server keeps no per-key timer.
 const bucketTTL = 0
+
+// keep adds p to the resume ring; s.mu is held.
+func (s *Session) keep(p *realtimev1.Push, cfg Config) {
+	if s.ring == nil {
+		s.ring = &pushRing{}
+	}
+	s.ring.add(p, cfg.ResumeBufferPushes, cfg.ResumeBufferBytes)
+}
+
+// after returns the kept pushes after last and whether they are all
+// there; s.mu is held.
+func (s *Session) after(last uint64) ([]*realtimev1.Push, bool) {
+	if s.ring == nil {
+		return (&pushRing{}).after(last, s.seq)
+	}
+	return s.ring.after(last, s.seq)
+}
