@@ -270,7 +270,7 @@ func (a *App) clientMux() http.Handler {
 	path, h := auth.HTTPHandler(a.auth)
 	mux.Handle(path, h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	return mux
+	return newCORS(a.cfg.CORSOrigins, mux)
 }
 
 func (a *App) adminMux() http.Handler {

@@ -155,3 +155,45 @@ func TestNodeOnPostgres(t *testing.T) {
 		t.Errorf("accounts in PostgreSQL: %d, %v", count, err)
 	}
 }
+
+func TestCORS(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{Configure: func(c *config.Config) {
+		c.CORSOrigins = "https://game.example.com"
+	}})
+	tests := []struct {
+		origin    string
+		wantAllow string
+	}{
+		{"https://game.example.com", "https://game.example.com"},
+		{"https://evil.example.com", ""},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(http.MethodOptions, n.ClientURL+"/taisen.api.v1.AuthService/Authenticate", nil)
+		req.Header.Set("Origin", tt.origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type,connect-protocol-version")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tt.wantAllow {
+			t.Errorf("origin %s: allow-origin %q, want %q", tt.origin, got, tt.wantAllow)
+		}
+		if tt.wantAllow != "" && (resp.StatusCode != http.StatusNoContent || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Connect-Protocol-Version")) {
+			t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+		}
+	}
+	// The actual call carries the CORS headers and exposes the error code.
+	req, _ := http.NewRequest(http.MethodPost, n.ClientURL+"/taisen.api.v1.AuthService/Authenticate", strings.NewReader(`{"device":{"id":"x"}}`))
+	req.Header.Set("Origin", "https://game.example.com")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") == "" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Taisen-Error-Code") {
+		t.Errorf("call headers: %v", resp.Header)
+	}
+}

@@ -47,6 +47,9 @@ type Config struct {
 	LogFormat string
 	// LogQueue bounds the log lines waiting to be written (the dam).
 	LogQueue int
+	// CORSOrigins lists the browser origins (comma-separated, or "*")
+	// allowed to call the client HTTP API.
+	CORSOrigins string
 	// TLSCert and TLSKey serve the client listener over TLS.
 	TLSCert string
 	TLSKey  string
@@ -112,6 +115,12 @@ func (c Config) Validate() error {
 	}
 	if c.LogQueue < 1 {
 		errs = append(errs, errors.New("log-queue: want at least 1"))
+	}
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		o = strings.TrimSpace(o)
+		if o != "" && o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			errs = append(errs, fmt.Errorf("cors-origins %q: want origins like https://game.example.com, or *", o))
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
@@ -198,6 +207,7 @@ func fields(c *Config) []field {
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text or json")
 	num(&c.LogQueue, "log-queue", "log lines queued before new ones are dropped (and counted)")
+	str(&c.CORSOrigins, "cors-origins", "browser origins allowed to call the client HTTP API: comma-separated (https://game.example.com), * for any, empty for none")
 	str(&c.TLSCert, "tls-cert", "certificate file: serve the client listener over TLS (goroutine engine)")
 	str(&c.TLSKey, "tls-key", "private key file for tls-cert")
 	dur(&c.DrainTimeout, "drain-timeout", "on SIGTERM, how long to wait for sessions to leave")
