@@ -41,9 +41,6 @@ type epollLoop struct {
 	// would delay the goroutines it starts until the runtime noticed.
 	file *os.File
 	rc   syscall.RawConn
-
-	mu    sync.Mutex
-	conns map[uint64]*conn // guarded by mu; sockets watched by this loop
 }
 
 const wakeID = 0
@@ -94,7 +91,7 @@ func newEpollLoop(e *epollEngine) (*epollLoop, error) {
 		unix.Close(wfd)
 		return nil, fmt.Errorf("epoll fd raw conn: %w", err)
 	}
-	return &epollLoop{e: e, epfd: epfd, wakeFD: wfd, file: f, rc: rc, conns: make(map[uint64]*conn)}, nil
+	return &epollLoop{e: e, epfd: epfd, wakeFD: wfd, file: f, rc: rc}, nil
 }
 
 func setID(ev *unix.EpollEvent, id uint64) {
@@ -117,9 +114,6 @@ func (e *epollEngine) serve(c *conn, buffered []byte) error {
 		return nil
 	}
 	l := e.loops[c.id%uint64(len(e.loops))]
-	l.mu.Lock()
-	l.conns[c.id] = c
-	l.mu.Unlock()
 	var cerr error
 	err := rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: armEvents}
@@ -130,16 +124,9 @@ func (e *epollEngine) serve(c *conn, buffered []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		l.forget(c)
 		return fmt.Errorf("epoll_ctl add: %w", err)
 	}
 	return nil
-}
-
-func (l *epollLoop) forget(c *conn) {
-	l.mu.Lock()
-	delete(l.conns, c.id)
-	l.mu.Unlock()
 }
 
 func (l *epollLoop) run() {
@@ -170,10 +157,9 @@ func (l *epollLoop) run() {
 			if id == wakeID {
 				return
 			}
-			l.mu.Lock()
-			c := l.conns[id]
-			l.mu.Unlock()
-			if c != nil {
+			// Sockets are looked up in the gateway's table: a socket closed
+			// meanwhile is gone from it and its stale event is skipped.
+			if c := l.e.g.conns.get(id); c != nil {
 				l.read(c, buf)
 			}
 		}
@@ -190,7 +176,6 @@ func (l *epollLoop) read(c *conn, buf []byte) {
 			return true
 		})
 		if err != nil { // the socket was closed under us
-			l.forget(c)
 			c.readFailed()
 			return
 		}
@@ -201,12 +186,10 @@ func (l *epollLoop) read(c *conn, buf []byte) {
 			break
 		}
 		if rerr != nil || n == 0 {
-			l.forget(c)
 			c.readFailed()
 			return
 		}
 		if !c.onData(buf[:n]) {
-			l.forget(c)
 			return
 		}
 		if n < len(buf) {
@@ -220,7 +203,6 @@ func (l *epollLoop) read(c *conn, buf []byte) {
 		cerr = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
 	})
 	if err != nil || cerr != nil {
-		l.forget(c)
 		c.readFailed()
 	}
 }

@@ -91,8 +91,7 @@ type Gateway struct {
 	// openSockets counts sockets attached to a session.
 	openSockets atomic.Int64
 
-	connMu sync.Mutex
-	conns  map[uint64]*conn // guarded by connMu; every open socket
+	conns connTable // every open socket
 
 	sessMu   sync.Mutex
 	sessions map[string]*Session // guarded by sessMu; by session id
@@ -129,7 +128,6 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps:      deps,
 		log:       deps.Logger,
 		now:       deps.Now,
-		conns:     make(map[uint64]*conn),
 		sessions:  make(map[string]*Session),
 		byUser:    make(map[string]*Session),
 		resuming:  make(map[string]*Session),
@@ -233,9 +231,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ident != nil {
 		c.state = stateAuthing
 	}
-	g.connMu.Lock()
-	g.conns[c.id] = c
-	g.connMu.Unlock()
+	g.conns.add(c)
 	g.metrics.accepted.Inc()
 	if err := g.engine.serve(c, buffered); err != nil {
 		g.log.Warn("cannot watch socket", "err", err)
@@ -264,9 +260,7 @@ func splitHeader(vals []string) []string {
 }
 
 func (g *Gateway) removeConn(c *conn) {
-	g.connMu.Lock()
-	delete(g.conns, c.id)
-	g.connMu.Unlock()
+	g.conns.remove(c)
 	c.mu.Lock()
 	open := c.sess != nil
 	c.mu.Unlock()
@@ -462,9 +456,7 @@ type Stats struct {
 
 // Stats returns the current counts.
 func (g *Gateway) Stats() Stats {
-	g.connMu.Lock()
-	st := Stats{Sockets: len(g.conns)}
-	g.connMu.Unlock()
+	st := Stats{Sockets: g.conns.len()}
 	st.Sessions = int(g.openSockets.Load())
 	g.sessMu.Lock()
 	total := len(g.sessions)
@@ -498,8 +490,7 @@ func (g *Gateway) sweep() {
 		reason realtimev1.CloseReason
 	}
 	var toClose []closing
-	g.connMu.Lock()
-	for _, c := range g.conns {
+	g.conns.each(func(c *conn) {
 		c.mu.Lock()
 		st := c.state
 		c.mu.Unlock()
@@ -510,8 +501,7 @@ func (g *Gateway) sweep() {
 		case now-c.lastRecv.Load() > idleLimit:
 			toClose = append(toClose, closing{c, realtimev1.CloseReason_CLOSE_REASON_IDLE_TIMEOUT})
 		}
-	}
-	g.connMu.Unlock()
+	})
 	for _, x := range toClose {
 		x.c.closeWith(x.reason, "no frame received in time", true)
 	}
@@ -564,12 +554,7 @@ func (g *Gateway) refreshLoop() {
 // expired, or until ctx ends.
 func (g *Gateway) Drain(ctx context.Context, waitResume bool) error {
 	g.draining.Store(true)
-	g.connMu.Lock()
-	all := make([]*conn, 0, len(g.conns))
-	for _, c := range g.conns {
-		all = append(all, c)
-	}
-	g.connMu.Unlock()
+	all := g.conns.all()
 	g.log.Info("draining: asking clients to reconnect elsewhere", "sockets", len(all))
 	for _, c := range all {
 		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_DRAINING, "node is draining; reconnect", true)
@@ -603,12 +588,7 @@ func (g *Gateway) Close() error {
 	if g.sub != nil {
 		_ = g.sub.Unsubscribe()
 	}
-	g.connMu.Lock()
-	all := make([]*conn, 0, len(g.conns))
-	for _, c := range g.conns {
-		all = append(all, c)
-	}
-	g.connMu.Unlock()
+	all := g.conns.all()
 	for _, c := range all {
 		c.mu.Lock()
 		if c.closeLabel == "" {
