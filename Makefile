@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: help build run test test-short lint generate generate-check bench fuzz clean
+.PHONY: help build run test test-short test-browser lint generate generate-check bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-15s %s\n", $$1, $$2}'
@@ -13,12 +13,16 @@ build: ## build the static binary bin/taisen
 run: build ## run a node with embedded defaults (data in ./taisen-data)
 	./bin/taisen serve
 
-test: ## everything CI checks: vet, generated code, race tests (PostgreSQL too when TAISEN_TEST_POSTGRES_URL is set)
+test: ## everything CI checks: vet, generated code, race tests (PostgreSQL too when TAISEN_TEST_POSTGRES_URL is set), headless-Chromium e2e
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	./scripts/gen.sh --check
 	CGO_ENABLED=1 $(GO) test -race -timeout 20m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./... > /dev/null
+	./scripts/browser-test.sh
+
+test-browser: ## the headless-Chromium end-to-end test (installs Chromium only when CI=true)
+	./scripts/browser-test.sh
 
 test-short: ## quick tests without the race detector
 	$(GO) test ./...

@@ -158,7 +158,7 @@ func TestNodeOnPostgres(t *testing.T) {
 
 func TestCORS(t *testing.T) {
 	n := taisentest.StartNode(t, taisentest.Options{Configure: func(c *config.Config) {
-		c.CORSOrigins = "https://game.example.com"
+		c.CORSOrigins = "https://Game.Example.com/"
 	}})
 	tests := []struct {
 		origin    string

@@ -24,7 +24,7 @@ const (
 func newCORS(origins string, next http.Handler) http.Handler {
 	c := &cors{allowed: map[string]bool{}, next: next}
 	for _, o := range strings.Split(origins, ",") {
-		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		o = strings.ToLower(strings.TrimRight(strings.TrimSpace(o), "/"))
 		switch o {
 		case "":
 		case "*":
@@ -40,13 +40,13 @@ func newCORS(origins string, next http.Handler) http.Handler {
 }
 
 func (c *cors) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
-	if origin == "" || !(c.any || c.allowed[origin]) {
+	if origin == "" || !(c.any || c.allowed[strings.ToLower(origin)]) {
 		c.next.ServeHTTP(w, r)
 		return
 	}
 	h := w.Header()
-	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -117,9 +118,13 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("log-queue: want at least 1"))
 	}
 	for _, o := range strings.Split(c.CORSOrigins, ",") {
-		o = strings.TrimSpace(o)
-		if o != "" && o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
-			errs = append(errs, fmt.Errorf("cors-origins %q: want origins like https://game.example.com, or *", o))
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" || o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("cors-origins %q: want an origin like https://game.example.com (scheme and host, no path), or *", o))
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

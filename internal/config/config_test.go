@@ -78,6 +78,8 @@ func TestErrors(t *testing.T) {
 		{"bad db", []string{"--database-url", "mysql://x"}, nil, "database-url"},
 		{"tls half", []string{"--tls-cert", "a.pem"}, nil, "tls-cert and tls-key"},
 		{"stray args", []string{"extra"}, nil, "unexpected arguments"},
+		{"cors path", []string{"--cors-origins", "https://game.example.com/play"}, nil, "no path"},
+		{"cors scheme", []string{"--cors-origins", "game.example.com"}, nil, "cors-origins"},
 		{"nats both", []string{"--nats-url", "nats://x", "--nats-listen", "127.0.0.1:4222"}, nil, "nats-listen"},
 	}
 	for _, tt := range tests {
