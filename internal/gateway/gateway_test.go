@@ -171,8 +171,13 @@ func TestRateLimitClosesFlooder(t *testing.T) {
 	}})
 	sess := login(t, n, "device-flooder01")
 	c, _ := open(t, n, sess.Token, "", 0)
+	// Flood pings; the server may close the socket before all are written.
 	for i := 0; i < 30; i++ {
-		c.request(&realtimev1.ClientFrame{Body: &realtimev1.ClientFrame_Ping{Ping: &realtimev1.Ping{}}})
+		c.cid++
+		b, _ := protoMarshal(withCid(&realtimev1.ClientFrame{Body: &realtimev1.ClientFrame_Ping{Ping: &realtimev1.Ping{}}}, c.cid))
+		if _, err := c.c.Write(maskedClientFrame(ws.OpBinary, b)); err != nil {
+			break
+		}
 	}
 	var limited int
 	for {
