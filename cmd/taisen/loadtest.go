@@ -30,6 +30,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer, _
 	fs.DurationVar(&cfg.Settle, "settle", loadtest.DefaultSettle, "with --admin: wait this long after connecting before reading server memory")
 	fs.DurationVar(&cfg.MaxRunTime, "max-run-time", loadtest.DefaultMaxRunTime, "hard cap on the whole run")
 	fs.StringVar(&format, "format", "proto", "socket frame format: proto or json")
+	fs.StringVar(&cfg.RunID, "run-id", "", "name the accounts lt-<run-id>-<i>; reuse a run id to log in existing players instead of creating new ones (random when empty)")
 	fs.StringVar(&jsonFile, "json", "", "write the JSON report to this file (- for stdout)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: taisen loadtest [flags]")
