@@ -48,6 +48,9 @@ type Config struct {
 	// SessionTTL is the TTL of the session record in the bus KV; it is
 	// refreshed every SessionTTL/3 while the session lives.
 	SessionTTL time.Duration
+	// KVReplicas is the number of copies of the sessions bucket in a NATS
+	// cluster (1 for a single server; 3 survives the loss of one).
+	KVReplicas int
 	// Workers is the number of epoll loops reading sockets.
 	Workers int
 	// SweepInterval is how often timers (idle, auth, grace, refresh) are
@@ -75,6 +78,7 @@ func Defaults() Config {
 		RequestTimeout:     10 * time.Second,
 		SessionTTL:         90 * time.Second,
 		Workers:            4,
+		KVReplicas:         1,
 		SweepInterval:      time.Second,
 	}
 }
@@ -113,6 +117,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.RequestTimeout, d.RequestTimeout)
 	setDur(&c.SessionTTL, d.SessionTTL)
 	setDur(&c.SweepInterval, d.SweepInterval)
+	setInt(&c.KVReplicas, d.KVReplicas)
 	return c
 }
 
@@ -146,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTTL < c.ResumeGrace {
 		errs = append(errs, fmt.Errorf("session ttl %v must be at least the resume grace %v", c.SessionTTL, c.ResumeGrace))
+	}
+	if c.KVReplicas < 1 || c.KVReplicas > 5 {
+		errs = append(errs, fmt.Errorf("kv replicas %d: want 1..5", c.KVReplicas))
 	}
 	if c.OutboundQueueBytes < c.MaxFrameBytes {
 		errs = append(errs, fmt.Errorf("outbound queue %d bytes must hold at least one max frame (%d)", c.OutboundQueueBytes, c.MaxFrameBytes))

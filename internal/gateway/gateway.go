@@ -144,7 +144,7 @@ func (g *Gateway) Config() Config { return g.cfg }
 // starts the socket engine and the timers. Goroutines it starts stop in
 // Close.
 func (g *Gateway) Start(ctx context.Context) error {
-	kv, err := g.deps.Bus.KeyValue(ctx, bus.KVConfig{Bucket: SessionsBucket, TTL: g.cfg.SessionTTL, Memory: true})
+	kv, err := g.deps.Bus.KeyValue(ctx, bus.KVConfig{Bucket: SessionsBucket, TTL: g.cfg.SessionTTL, Memory: true, Replicas: g.cfg.KVReplicas})
 	if err != nil {
 		return fmt.Errorf("gateway: open sessions bucket: %w", err)
 	}
