@@ -17,6 +17,8 @@ test: ## everything CI checks: vet, generated code, race tests (PostgreSQL too w
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	./scripts/gen.sh --check
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/taisen   # the portable engine still builds
+	GOOS=windows $(GO) build -o /dev/null ./cmd/taisen
 	CGO_ENABLED=1 $(GO) test -race -timeout 20m ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./... > /dev/null
 	./scripts/browser-test.sh
