@@ -124,12 +124,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		}
 		fmt.Fprintf(a.banner, "taisen: %s server key in %s (server-to-server calls: Authorization: Bearer <key>)\n", verb, path)
 	}
-	tokenSecret, path, created, err := loadOrCreateSecret(cfg.DataDir, "token.secret", 32)
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		fmt.Fprintf(a.banner, "taisen: generated token signing secret in %s\n", path)
+	tokenSecret := cfg.TokenSecret
+	if tokenSecret == "" {
+		secret, path, created, err := loadOrCreateSecret(cfg.DataDir, "token.secret", 32)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			fmt.Fprintf(a.banner, "taisen: generated token signing secret in %s\n", path)
+		}
+		tokenSecret = secret
 	}
 
 	// Bus.

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
+	"github.com/taisen-dev/taisen/client"
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
@@ -195,5 +196,31 @@ func TestCORS(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("Access-Control-Allow-Origin") == "" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Taisen-Error-Code") {
 		t.Errorf("call headers: %v", resp.Header)
+	}
+}
+
+func TestSharedTokenSecret(t *testing.T) {
+	url := taisentest.StartNATS(t)
+	secret := func(c *config.Config) { c.TokenSecret = strings.Repeat("s3cret-", 6) }
+	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Configure: secret})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Configure: secret})
+	sess := authenticate(t, a, "device-shared-01")
+	cl, err := client.New(b.ClientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sock, err := cl.Dial(ctx, client.DialOptions{Session: sess})
+	if err != nil {
+		t.Fatalf("a token from node A on node B: %v", err)
+	}
+	defer sock.Close()
+	if w := sock.Welcome(); w.GetUserId() != sess.UserId || w.GetNodeId() != b.NodeID {
+		t.Errorf("welcome %v", w)
+	}
+	if _, err := os.Stat(filepath.Join(a.DataDir, "token.secret")); err == nil {
+		t.Error("a token.secret file was generated although --token-secret was given")
 	}
 }

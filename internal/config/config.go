@@ -33,6 +33,9 @@ type Config struct {
 	// ServerKey authorises server-to-server calls; generated on first start
 	// when empty.
 	ServerKey string
+	// TokenSecret signs session tokens; generated into DataDir on first
+	// start when empty. Every node of a cluster needs the same one.
+	TokenSecret string
 	// NodeID names this node in the cluster; generated when empty.
 	NodeID string
 	// NATSURL selects an external NATS; empty runs an embedded server.
@@ -99,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.ServerKey != "" && len(c.ServerKey) < 16 {
 		errs = append(errs, errors.New("server-key: want at least 16 characters"))
+	}
+	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
+		errs = append(errs, errors.New("token-secret: want at least 32 characters"))
 	}
 	if c.NATSURL != "" && c.NATSListen != "" {
 		errs = append(errs, errors.New("nats-listen only applies to the embedded NATS; drop it or nats-url"))
@@ -205,6 +211,7 @@ func fields(c *Config) []field {
 	str(&c.ClientAddr, "client-addr", "client listener HOST:PORT (HTTP API and WebSocket at /ws)")
 	str(&c.AdminAddr, "admin-addr", "admin listener HOST:PORT (server-to-server API, /metrics, /healthz, /readyz, /debug/pprof/)")
 	str(&c.ServerKey, "server-key", "key for server-to-server calls (generated into the data dir when empty)")
+	str(&c.TokenSecret, "token-secret", "secret (at least 32 characters) that signs session tokens; the same on every node (generated into the data dir when empty)")
 	str(&c.NodeID, "node-id", "this node's name in the cluster (generated when empty)")
 	str(&c.NATSURL, "nats-url", "external NATS URL(s), comma-separated; empty runs an embedded NATS")
 	str(&c.NATSListen, "nats-listen", "let other nodes join the embedded NATS on this HOST:PORT; empty keeps it in-process")

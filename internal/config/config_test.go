@@ -75,6 +75,7 @@ func TestErrors(t *testing.T) {
 		{"bad addr", []string{"--client-addr", "nowhere"}, nil, "want HOST:PORT"},
 		{"same addrs", []string{"--client-addr", "127.0.0.1:9", "--admin-addr", "127.0.0.1:9"}, nil, "must differ"},
 		{"short key", []string{"--server-key", "abc"}, nil, "server-key"},
+		{"short token secret", nil, map[string]string{"TAISEN_TOKEN_SECRET": "short"}, "token-secret"},
 		{"bad db", []string{"--database-url", "mysql://x"}, nil, "database-url"},
 		{"tls half", []string{"--tls-cert", "a.pem"}, nil, "tls-cert and tls-key"},
 		{"stray args", []string{"extra"}, nil, "unexpected arguments"},
