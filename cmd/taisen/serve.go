@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/taisen-dev/taisen/internal/app"
@@ -31,6 +32,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer, getenv fu
 			return err
 		}
 		return err
+	}
+	if cfg.GCPercent > 0 {
+		// Process-wide, so it is set here and not by the app package, which
+		// may be embedded in a game's own binary.
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	a, err := app.New(ctx, cfg, app.Options{LogOutput: stderr})
 	if err != nil {

@@ -57,6 +57,10 @@ type Config struct {
 	// TLSCert and TLSKey serve the client listener over TLS.
 	TLSCert string
 	TLSKey  string
+	// GCPercent sets the garbage collector's target (Go's GOGC) for the
+	// `taisen serve` process; 0 leaves Go's default (or the GOGC
+	// environment variable). Lower trades CPU for memory per session.
+	GCPercent int
 	// DrainTimeout bounds the wait for sessions to leave on SIGTERM.
 	DrainTimeout time.Duration
 
@@ -135,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if c.GCPercent < 0 || c.GCPercent > 1000 {
+		errs = append(errs, fmt.Errorf("gc-percent %d: want 0 (Go's default) or 1..1000", c.GCPercent))
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain-timeout: must not be negative"))
@@ -222,6 +229,7 @@ func fields(c *Config) []field {
 	str(&c.CORSOrigins, "cors-origins", "browser origins allowed to call the client HTTP API: comma-separated (https://game.example.com), * for any, empty for none")
 	str(&c.TLSCert, "tls-cert", "certificate file: serve the client listener over TLS (goroutine engine)")
 	str(&c.TLSKey, "tls-key", "private key file for tls-cert")
+	num(&c.GCPercent, "gc-percent", "garbage-collector target (GOGC) of the serve process; 0 keeps Go's default. 50 cuts idle memory per session by about a quarter (docs/benchmarks.md)")
 	dur(&c.DrainTimeout, "drain-timeout", "on SIGTERM, how long to wait for sessions to leave")
 	str(&c.Gateway.Engine, "engine", "socket engine: epoll (Linux) or goroutine (portable, one goroutine per socket)")
 	num(&c.Gateway.MaxFrameBytes, "max-frame-bytes", "largest client frame accepted")

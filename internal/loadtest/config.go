@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/taisen-dev/taisen/client"
@@ -103,7 +104,7 @@ type Config struct {
 	DialTimeout time.Duration
 	// Format is the socket frame format (binary when FormatDefault).
 	Format client.Format
-	// RunID names the run in device ids ("lt-<run id>-<i>"); random when
+	// RunID names the run in device ids (see DeviceID); random when
 	// empty.
 	RunID string
 	// Logger receives diagnostics; nothing is logged when nil.
@@ -199,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.RPCPayloadBytes < 0 || c.RPCPayloadBytes > maxRPCPayloadBytes {
 		errs = append(errs, fmt.Errorf("rpc payload %d bytes: want 0..%d", c.RPCPayloadBytes, maxRPCPayloadBytes))
+	}
+	if len(c.RunID) > 64 || strings.IndexFunc(c.RunID, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		errs = append(errs, fmt.Errorf("run id %q: want at most 64 printable ASCII characters without spaces", c.RunID))
 	}
 	if c.SourceIPs > maxSourceIPs {
 		errs = append(errs, fmt.Errorf("source ips %d: at most %d (127.0.0.2 to 127.0.0.255)", c.SourceIPs, maxSourceIPs))

@@ -289,7 +289,7 @@ func (r *runner) connectAll(ctx context.Context) int {
 // session authenticates and connects session i.
 func (r *runner) session(ctx context.Context, i int) {
 	start := time.Now()
-	auth, err := r.cl.AuthenticateDevice(ctx, fmt.Sprintf("lt-%s-%d", r.cfg.RunID, i), true)
+	auth, err := r.cl.AuthenticateDevice(ctx, DeviceID(r.cfg.RunID, i), true)
 	if err != nil {
 		r.fail("auth", errorKind(err), err, 1)
 		return
@@ -567,3 +567,8 @@ func errorKind(err error) string {
 	}
 	return "other"
 }
+
+// DeviceID is the device id of session i of a run: "lt-<run id>-<i>", i
+// zero-padded to 8 digits so every id meets the server's 10-character
+// minimum whatever the run id.
+func DeviceID(runID string, i int) string { return fmt.Sprintf("lt-%s-%08d", runID, i) }

@@ -219,3 +219,18 @@ func TestReportJSON(t *testing.T) {
 	assert.NotContains(t, buf.String(), "aborted")
 	assert.Contains(t, r.Summary(), "scenario idle")
 }
+
+func TestDeviceIDsMeetServerRules(t *testing.T) {
+	for _, tt := range []struct {
+		run string
+		i   int
+	}{{"a", 0}, {"g51", 99}, {"x", 18999}, {strings.Repeat("r", 64), 0}} {
+		id := DeviceID(tt.run, tt.i)
+		if len(id) < 10 || len(id) > 128 {
+			t.Errorf("DeviceID(%q, %d) = %q: %d characters, the server wants 10-128", tt.run, tt.i, id, len(id))
+		}
+	}
+	if err := (Config{Scenario: ScenarioLogin, Sessions: 1, RunID: "has space"}).Validate(); err == nil {
+		t.Error("a run id with a space validated")
+	}
+}
