@@ -163,11 +163,7 @@ func (c *conn) onFrame(f wsFrame) bool {
 		if c.closeLabel == "" {
 			c.closeLabel = labelClientGone
 		}
-		c.outq = append(c.outq, closeFrame)
-		c.outBytes += len(closeFrame)
-		c.finishing = true
-		start := !c.flushing
-		c.flushing = true
+		start := c.queueLocked(true, closeFrame)
 		c.mu.Unlock()
 		if start {
 			c.startFlush(false)
@@ -543,15 +539,28 @@ func (c *conn) enqueue(frame []byte, inline bool) bool {
 		go c.finish()
 		return false
 	}
-	c.outq = append(c.outq, frame)
-	c.outBytes += len(frame)
-	start := !c.flushing
-	c.flushing = true
+	start := c.queueLocked(false, frame)
 	c.mu.Unlock()
 	if start {
 		c.startFlush(inline)
 	}
 	return true
+}
+
+// queueLocked appends frames to the outbound queue (finishing: close the
+// socket once they are written) and reports whether the caller must start
+// flushing, which it then owns. c.mu is held.
+func (c *conn) queueLocked(finishing bool, frames ...[]byte) (start bool) {
+	for _, f := range frames {
+		c.outq = append(c.outq, f)
+		c.outBytes += len(f)
+	}
+	if finishing {
+		c.finishing = true
+	}
+	start = !c.flushing
+	c.flushing = true
+	return start
 }
 
 // startFlush writes the queue, which the caller now owns (flushing is
@@ -710,11 +719,7 @@ func (c *conn) closeWith(reason realtimev1.CloseReason, msg string, notify bool)
 	cp := closePayload(wire.CloseCode(reason), msg)
 	closeFrame := append(appendFrameHeader(make([]byte, 0, 2+len(cp)), opClose, len(cp)), cp...)
 	c.mu.Lock()
-	c.outq = append(c.outq, notice, closeFrame)
-	c.outBytes += len(notice) + len(closeFrame)
-	c.finishing = true
-	start := !c.flushing
-	c.flushing = true
+	start := c.queueLocked(true, notice, closeFrame)
 	c.mu.Unlock()
 	if start {
 		c.startFlush(false)
