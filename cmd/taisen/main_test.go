@@ -149,7 +149,7 @@ func TestServeLoadtestDrain(t *testing.T) {
 	var metrics bytes.Buffer
 	_, _ = metrics.ReadFrom(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{"process_resident_memory_bytes", "go_goroutines", "taisen_sessions_active", "taisen_sessions_opened_total 40", "taisen_session_closes_total", "taisen_log_dropped_total"} {
+	for _, m := range []string{"process_resident_memory_bytes", "go_goroutines", "taisen_sessions_active", "taisen_sessions_opened_total 40", "taisen_session_closes_total", "taisen_log_dropped_total", `taisen_rpc_duration_seconds_count{rpc="taisen.echo"}`} {
 		if !strings.Contains(metrics.String(), m) {
 			t.Errorf("metrics lack %q", m)
 		}

@@ -274,7 +274,7 @@ func (c *conn) dispatch(fr *realtimev1.ClientFrame) bool {
 	case *realtimev1.ClientFrame_Hello:
 		go c.handleHello(cid, hello.Hello)
 	case *realtimev1.ClientFrame_Rpc:
-		go c.handleRPC(cid, sess, body.Rpc)
+		go c.handleRPC(cid, sess, body.Rpc, time.Now())
 	case *realtimev1.ClientFrame_Logout:
 		go c.handleLogout(cid, sess)
 	default:
@@ -442,7 +442,7 @@ func (c *conn) open(ctx context.Context, cid uint32, ident Identity, resumeID st
 	c.g.attach(s, c, welcome, cid)
 }
 
-func (c *conn) handleRPC(cid uint32, s *Session, req *realtimev1.RpcRequest) {
+func (c *conn) handleRPC(cid uint32, s *Session, req *realtimev1.RpcRequest, start time.Time) {
 	fn, ok := c.g.deps.RPC.Lookup(req.Name)
 	if !ok {
 		c.done(cid)
@@ -453,6 +453,7 @@ func (c *conn) handleRPC(cid uint32, s *Session, req *realtimev1.RpcRequest) {
 	defer cancel()
 	out, err := fn(ctx, Call{UserID: s.userID, Username: s.username, SessionID: s.id, Payload: req.Payload})
 	c.done(cid)
+	defer func() { c.g.metrics.rpcDuration.WithLabelValues(req.Name).Observe(time.Since(start).Seconds()) }()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = apierr.Wrap(realtimev1.ErrorCode_ERROR_CODE_TIMEOUT, err, "request timed out")

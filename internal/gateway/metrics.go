@@ -18,6 +18,7 @@ type metrics struct {
 	authFailures  prometheus.Counter
 	pushes        prometheus.Counter
 	coalesced     prometheus.Counter
+	rpcDuration   *prometheus.HistogramVec
 }
 
 func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
@@ -34,12 +35,17 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
 		authFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_auth_failures_total", Help: "Failed socket authentications."}),
 		pushes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_pushes_total", Help: "Pushes assigned a sequence number."}),
 		coalesced:     prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_frames_coalesced_total", Help: "Frames written in the same writev as an earlier frame."}),
+		rpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "taisen_rpc_duration_seconds",
+			Help:    "Socket RPCs from the frame being read to the reply being queued, by registered name.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"rpc"}),
 	}
 	if reg == nil {
 		return m
 	}
 	reg.MustRegister(m.accepted, m.opened, m.resumed, m.resumeFailed, m.expired, m.closes, m.frames,
-		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced,
+		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced, m.rpcDuration,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sessions_active", Help: "Sessions attached to a socket."},
 			func() float64 { return float64(g.openSockets.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sockets_open", Help: "Open WebSockets, authenticated or not."},
