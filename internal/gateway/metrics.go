@@ -19,6 +19,7 @@ type metrics struct {
 	pushes        prometheus.Counter
 	coalesced     prometheus.Counter
 	rpcDuration   *prometheus.HistogramVec
+	refreshFails  prometheus.Counter
 }
 
 func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
@@ -35,6 +36,8 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
 		authFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_auth_failures_total", Help: "Failed socket authentications."}),
 		pushes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_pushes_total", Help: "Pushes assigned a sequence number."}),
 		coalesced:     prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_frames_coalesced_total", Help: "Frames written in the same writev as an earlier frame."}),
+		refreshFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_session_refresh_failures_total",
+			Help: "Session record refreshes that failed on the bus (retried at the next sweep); growing means the KV is unreachable and records may expire."}),
 		rpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "taisen_rpc_duration_seconds",
 			Help:    "Socket RPCs from the frame being read to the reply being queued, by registered name.",
@@ -45,7 +48,7 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
 		return m
 	}
 	reg.MustRegister(m.accepted, m.opened, m.resumed, m.resumeFailed, m.expired, m.closes, m.frames,
-		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced, m.rpcDuration,
+		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced, m.rpcDuration, m.refreshFails,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sessions_active", Help: "Sessions attached to a socket."},
 			func() float64 { return float64(g.openSockets.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sockets_open", Help: "Open WebSockets, authenticated or not."},

@@ -398,6 +398,7 @@ func (g *Gateway) refresh(ctx context.Context, s *Session) {
 		}
 	}
 	if err != nil {
+		g.metrics.refreshFails.Inc()
 		g.log.Warn("refresh session record", "user", s.userID, "err", err)
 		s.mu.Lock()
 		s.refreshAt = g.now().Add(g.cfg.SweepInterval).UnixNano()
