@@ -87,3 +87,12 @@ type Store interface {
 	// Close releases the database; calls after Close fail.
 	Close() error
 }
+
+// Timestamp returns t as every store records it: in UTC, truncated to the
+// millisecond. The zero time stays zero (a NULL column).
+func Timestamp(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Millisecond)
+}

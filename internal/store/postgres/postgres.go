@@ -74,7 +74,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account, c store.Cred
 	}
 	now := now()
 	a.CreatedAt, a.UpdatedAt = now, now
-	a.DisabledAt = truncate(a.DisabledAt)
+	a.DisabledAt = store.Timestamp(a.DisabledAt)
 	// One statement, so one round trip and atomic without a transaction: a
 	// unique violation on either insert aborts both.
 	_, err := s.pool.Exec(ctx,
@@ -213,7 +213,7 @@ func (s *Store) UnlinkCredential(ctx context.Context, kind store.CredentialKind,
 func (s *Store) SetAccountDisabled(ctx context.Context, id string, at time.Time) error {
 	tag, err := s.pool.Exec(ctx,
 		`UPDATE accounts SET disabled_at = $1, updated_at = $2 WHERE id = $3`,
-		nullTime(truncate(at)), now(), id)
+		nullTime(store.Timestamp(at)), now(), id)
 	if err := affectedOne(tag, err); err != nil {
 		return fmt.Errorf("postgres: set account disabled: %w", err)
 	}
@@ -266,15 +266,7 @@ func mapErr(err error) error {
 }
 
 // now returns the current time as the store records it.
-func now() time.Time { return truncate(time.Now()) }
-
-// truncate returns t in UTC to the millisecond; the zero time stays zero.
-func truncate(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC().Truncate(time.Millisecond)
-}
+func now() time.Time { return store.Timestamp(time.Now()) }
 
 // nullTime maps the zero time to NULL.
 func nullTime(t time.Time) *time.Time {

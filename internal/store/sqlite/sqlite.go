@@ -150,7 +150,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account, c store.Cred
 	}
 	now := now()
 	a.CreatedAt, a.UpdatedAt = now, now
-	a.DisabledAt = truncate(a.DisabledAt)
+	a.DisabledAt = store.Timestamp(a.DisabledAt)
 
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -307,7 +307,7 @@ func (s *Store) UnlinkCredential(ctx context.Context, kind store.CredentialKind,
 func (s *Store) SetAccountDisabled(ctx context.Context, id string, at time.Time) error {
 	res, err := s.write.ExecContext(ctx,
 		`UPDATE accounts SET disabled_at = ?, updated_at = ? WHERE id = ?`,
-		nullTime(truncate(at)), formatTime(now()), id)
+		nullTime(store.Timestamp(at)), formatTime(now()), id)
 	if err := affectedOne(res, err); err != nil {
 		return fmt.Errorf("sqlite: set account disabled: %w", err)
 	}
@@ -369,15 +369,7 @@ func mapErr(err error) error {
 }
 
 // now returns the current time as the store records it.
-func now() time.Time { return truncate(time.Now()) }
-
-// truncate returns t in UTC to the millisecond; the zero time stays zero.
-func truncate(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC().Truncate(time.Millisecond)
-}
+func now() time.Time { return store.Timestamp(time.Now()) }
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
