@@ -21,6 +21,7 @@ import (
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	"github.com/taisen-dev/taisen/internal/app"
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
+	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/internal/config"
 	"github.com/taisen-dev/taisen/internal/gateway"
 )
@@ -42,6 +43,10 @@ type Options struct {
 	// Logs receives the node's logs; discarded when nil unless the test
 	// runs with -v, where they go to t.Log.
 	Logs io.Writer
+	// Clock drives the node's timers (idle, auth, resume grace, record
+	// refresh); the system clock when nil. Pass a *clock.Fake to move
+	// time by hand instead of sleeping.
+	Clock clock.Clock
 }
 
 // Node is a running test node.
@@ -91,7 +96,7 @@ func StartNode(t testing.TB, opts Options) *Node {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{LogOutput: logs, RPC: opts.RPC})
+	a, err := app.New(ctx, cfg, app.Options{LogOutput: logs, RPC: opts.RPC, Clock: opts.Clock})
 	if err != nil {
 		cancel()
 		t.Fatalf("taisentest: start node: %v", err)

@@ -34,6 +34,7 @@ import (
 	"github.com/taisen-dev/taisen/internal/auth"
 	"github.com/taisen-dev/taisen/internal/bus"
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
+	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/internal/config"
 	"github.com/taisen-dev/taisen/internal/gateway"
 	"github.com/taisen-dev/taisen/internal/logdam"
@@ -51,6 +52,9 @@ type Options struct {
 	// Banner receives the human-readable start-up lines (where secrets
 	// are, listener addresses); LogOutput when nil.
 	Banner io.Writer
+	// Clock drives the node's timers; the system clock when nil (tests
+	// pass a clock.Fake).
+	Clock clock.Clock
 }
 
 // App is one running taisen node.
@@ -194,7 +198,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		gcfg.Engine = "goroutine"
 	}
 	a.gw, err = gateway.New(gcfg, gateway.Deps{
-		Logger: a.log.With("component", "gateway"), Bus: a.bus, Auth: authAdapter{a.auth}, RPC: opts.RPC, Metrics: a.reg,
+		Logger: a.log.With("component", "gateway"), Bus: a.bus, Auth: authAdapter{a.auth}, RPC: opts.RPC, Metrics: a.reg, Clock: opts.Clock,
 	})
 	if err != nil {
 		return nil, err
@@ -319,6 +323,9 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.gw.Draining() {
 		problems = append(problems, "draining")
 	}
+	if err := a.gw.Healthy(); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if err := a.bus.Ping(ctx); err != nil {
 		problems = append(problems, "bus: "+err.Error())
 	}
@@ -395,7 +402,7 @@ func (a *App) Shutdown(ctx context.Context) {
 		dctx, cancel := context.WithTimeout(ctx, a.cfg.DrainTimeout)
 		// Other nodes can only resume our sessions when they share our bus.
 		waitResume := a.natsSrv == nil || a.natsSrv.ClientURL() != ""
-		if err := a.gw.Drain(dctx, waitResume); err != nil {
+		if err := a.gw.Drain(dctx, gateway.DrainOptions{WaitResume: waitResume}); err != nil {
 			a.log.Warn("drain incomplete", "err", err)
 		}
 		cancel()

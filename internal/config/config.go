@@ -246,6 +246,8 @@ func fields(c *Config) []field {
 	dur(&c.Gateway.WriteTimeout, "write-timeout", "close a socket whose write takes longer (slow)")
 	dur(&c.Gateway.SessionTTL, "session-ttl", "TTL of the session record in the bus KV (refreshed every third)")
 	num(&c.Gateway.KVReplicas, "kv-replicas", "copies of the sessions KV bucket in a NATS cluster (1 for one server; 3 survives losing one)")
+	num(&c.Gateway.MaxUnauthSockets, "max-unauth-sockets", "sockets that have not authenticated yet, in total (more are refused with 429)")
+	num(&c.Gateway.MaxUnauthPerIP, "max-unauth-per-ip", "sockets that have not authenticated yet, per remote address")
 	num(&c.Gateway.Workers, "workers", "epoll loops reading sockets (one per core is plenty)")
 	dur(&c.Auth.SessionTTL, "token-ttl", "session token lifetime")
 	dur(&c.Auth.RefreshTTL, "refresh-ttl", "refresh token lifetime")

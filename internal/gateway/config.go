@@ -56,6 +56,11 @@ type Config struct {
 	// SweepInterval is how often timers (idle, auth, grace, refresh) are
 	// checked.
 	SweepInterval time.Duration
+	// MaxUnauthSockets bounds the sockets that have not authenticated yet,
+	// in total and (MaxUnauthPerIP) per remote address; upgrades beyond
+	// them are refused with 429.
+	MaxUnauthSockets int
+	MaxUnauthPerIP   int
 }
 
 // Defaults returns the default configuration.
@@ -80,6 +85,8 @@ func Defaults() Config {
 		Workers:            4,
 		KVReplicas:         1,
 		SweepInterval:      time.Second,
+		MaxUnauthSockets:   4096,
+		MaxUnauthPerIP:     128,
 	}
 }
 
@@ -118,6 +125,11 @@ func (c Config) withDefaults() Config {
 	setDur(&c.SessionTTL, d.SessionTTL)
 	setDur(&c.SweepInterval, d.SweepInterval)
 	setInt(&c.KVReplicas, d.KVReplicas)
+	setInt(&c.MaxUnauthSockets, d.MaxUnauthSockets)
+	setInt(&c.MaxUnauthPerIP, d.MaxUnauthPerIP)
+	if c.Workers <= 0 {
+		c.Workers = d.Workers
+	}
 	return c
 }
 
@@ -157,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.OutboundQueueBytes < c.MaxFrameBytes {
 		errs = append(errs, fmt.Errorf("outbound queue %d bytes must hold at least one max frame (%d)", c.OutboundQueueBytes, c.MaxFrameBytes))
+	}
+	if c.MaxUnauthSockets < 1 || c.MaxUnauthPerIP < 1 || c.MaxUnauthPerIP > c.MaxUnauthSockets {
+		errs = append(errs, fmt.Errorf("unauthenticated socket caps %d total, %d per address: want 1 <= per address <= total", c.MaxUnauthSockets, c.MaxUnauthPerIP))
 	}
 	return errors.Join(errs...)
 }

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 )
 
 const (
@@ -41,6 +44,8 @@ type epollLoop struct {
 	// would delay the goroutines it starts until the runtime noticed.
 	file *os.File
 	rc   syscall.RawConn
+	// failed is set when the loop stopped on an error.
+	failed atomic.Bool
 }
 
 const wakeID = 0
@@ -103,6 +108,9 @@ func getID(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
+// iovMax is Linux's IOV_MAX, the most buffers one writev accepts.
+const iovMax = 1024
+
 const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
 func (e *epollEngine) serve(c *conn, buffered []byte) error {
@@ -113,7 +121,10 @@ func (e *epollEngine) serve(c *conn, buffered []byte) error {
 	if len(buffered) > 0 && !c.onData(buffered) {
 		return nil
 	}
-	l := e.loops[c.id%uint64(len(e.loops))]
+	l := e.loopOf(c)
+	if l.failed.Load() {
+		return errors.New("the socket loop for this socket stopped")
+	}
 	var cerr error
 	err := rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: armEvents}
@@ -142,14 +153,14 @@ func (l *epollLoop) run() {
 			return n != 0 || (werr != nil && werr != unix.EINTR && werr != unix.EAGAIN)
 		})
 		if err != nil {
-			l.e.g.log.Error("waiting on epoll failed; socket loop stops", "err", err)
+			l.fail(fmt.Errorf("waiting on epoll: %w", err))
 			return
 		}
 		if werr != nil {
 			if errors.Is(werr, unix.EINTR) {
 				continue
 			}
-			l.e.g.log.Error("epoll_wait failed; socket loop stops", "err", werr)
+			l.fail(fmt.Errorf("epoll_wait: %w", werr))
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -166,9 +177,29 @@ func (l *epollLoop) run() {
 	}
 }
 
-// read drains what the socket has, then re-arms it.
+// fail stops a loop that cannot wait any more: the gateway reports not
+// ready and takes no new sockets, and the loop's sockets are closed so
+// their clients reconnect (to another node) instead of hanging.
+func (l *epollLoop) fail(err error) {
+	l.failed.Store(true)
+	l.e.g.engineFailed(err)
+	for _, c := range l.e.g.conns.all() {
+		if l.e.loopOf(c) == l {
+			c.closeWith(realtimev1.CloseReason_CLOSE_REASON_SERVER_ERROR, "socket loop failed; reconnect", withNotice)
+		}
+	}
+}
+
+func (e *epollEngine) loopOf(c *conn) *epollLoop { return e.loops[c.id%uint64(len(e.loops))] }
+
+// readBudget bounds the bytes one socket may have read per wake-up, so a
+// client that keeps sending cannot hold its loop: the rest is read after
+// the loop has served the other ready sockets (epoll reports it again).
+const readBudget = 64 << 10
+
+// read drains what the socket has (up to readBudget), then re-arms it.
 func (l *epollLoop) read(c *conn, buf []byte) {
-	for {
+	for budget := readBudget; budget > 0; {
 		var n int
 		var rerr error
 		err := c.rc.Read(func(fd uintptr) bool {
@@ -195,6 +226,7 @@ func (l *epollLoop) read(c *conn, buf []byte) {
 		if n < len(buf) {
 			break
 		}
+		budget -= n
 	}
 	var cerr error
 	err := c.rc.Control(func(fd uintptr) {
@@ -227,6 +259,11 @@ func (e *epollEngine) close() {
 func (c *conn) writeNow(bufs [][]byte) (n int, ok bool, err error) {
 	if c.rc == nil {
 		return 0, false, nil
+	}
+	if len(bufs) > iovMax {
+		// writev takes at most IOV_MAX buffers; the rest goes out on the
+		// next call (the caller loops on partial writes).
+		bufs = bufs[:iovMax]
 	}
 	var werr error
 	cerr := c.rc.Write(func(fd uintptr) bool {

@@ -7,13 +7,21 @@
 // client resume and receive the pushes it missed, and delivers pushes to
 // sessions. Socket operations are added through the RPC Registry; other
 // nodes reach this node's sessions over the bus.
+//
+// Files: gateway.go (lifecycle, upgrade), session.go (the session table,
+// establish, resume, end), node.go (requests between nodes, Deliver,
+// Kick), sweep.go (timers), conn.go (a socket's state), read.go (frames
+// in), dispatch.go (state machine, limits, request handlers), write.go
+// (the outbound queue and closing), engine*.go (the socket reactors).
 package gateway
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,13 +31,12 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
-	clusterv1 "github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/apierr"
 	"github.com/taisen-dev/taisen/internal/bus"
+	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/internal/wire"
 )
 
@@ -56,16 +63,13 @@ type Deps struct {
 	RPC *Registry
 	// Metrics registers the gateway's metrics; none when nil.
 	Metrics prometheus.Registerer
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock drives every timer (idle, auth, grace, refresh, rate limits);
+	// clock.Real() when nil.
+	Clock clock.Clock
 }
 
 // SessionsBucket is the bus KV bucket holding one record per online user.
 const SessionsBucket = "sessions"
-
-// NodeSubject is the bus subject on which a node answers requests about
-// its sessions (clusterv1.NodeRequest).
-func NodeSubject(nodeID string) string { return "taisen.node." + nodeID + ".session" }
 
 // Gateway runs the realtime sessions of one node. Create it with New,
 // start it with Start, mount it (it is an http.Handler for the WebSocket
@@ -74,15 +78,19 @@ type Gateway struct {
 	cfg     Config
 	deps    Deps
 	log     *slog.Logger
-	now     func() time.Time
+	clock   clock.Clock
+	mono    clock.Mono
 	metrics *metrics
+	seed    maphash.Seed
 
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
 	engine     engine
+	engineErr  atomic.Pointer[error] // set when a socket loop stopped
 	kv         bus.KV
 	sub        bus.Subscription
+	nodeq      []chan nodeMsg
 	nextConnID atomic.Uint64
 	draining   atomic.Bool
 	started    atomic.Bool
@@ -90,16 +98,24 @@ type Gateway struct {
 
 	// openSockets counts sockets attached to a session.
 	openSockets atomic.Int64
+	// unauth bounds sockets that have not authenticated yet.
+	unauth unauthLimiter
 
 	conns connTable // every open socket
 
 	sessMu   sync.Mutex
-	sessions map[string]*Session // guarded by sessMu; by session id
-	byUser   map[string]*Session // guarded by sessMu; by user id
-	resuming map[string]*Session // guarded by sessMu; being established, by user id
+	sessions map[string]*Session // guarded by sessMu; every session of this node, by id
 
 	refreshCh chan *Session
-	wg        sync.WaitGroup
+	// changes is signalled when a socket closes or a session ends or
+	// detaches; Drain waits on it.
+	changes chan struct{}
+
+	// lifeMu guards stopping; goroutines owned by the gateway start only
+	// while it is false, so Close's Wait never races an Add.
+	lifeMu   sync.RWMutex
+	stopping bool
+	wg       sync.WaitGroup
 }
 
 // New validates cfg and builds a gateway; it starts nothing.
@@ -111,27 +127,26 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, errors.New("gateway: Bus and Auth are required")
 	}
 	cfg = cfg.withDefaults()
-	if cfg.Workers <= 0 {
-		cfg.Workers = 4
-	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.RPC == nil {
 		deps.RPC = NewRegistry()
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
+	if deps.Clock == nil {
+		deps.Clock = clock.Real()
 	}
 	g := &Gateway{
 		cfg:       cfg,
 		deps:      deps,
 		log:       deps.Logger,
-		now:       deps.Now,
+		clock:     deps.Clock,
+		mono:      clock.NewMono(deps.Clock),
+		seed:      maphash.MakeSeed(),
 		sessions:  make(map[string]*Session),
-		byUser:    make(map[string]*Session),
-		resuming:  make(map[string]*Session),
 		refreshCh: make(chan *Session, 4096),
+		changes:   make(chan struct{}, 1),
+		unauth:    unauthLimiter{max: cfg.MaxUnauthSockets, perIP: cfg.MaxUnauthPerIP},
 	}
 	g.metrics = newMetrics(g, deps.Metrics)
 	return g, nil
@@ -156,15 +171,17 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: start %s engine: %w", g.cfg.Engine, err)
 	}
 	g.engine = eng
+	g.startNodeWorkers()
 	sub, err := g.deps.Bus.Subscribe(NodeSubject(g.cfg.NodeID), g.onNodeRequest)
 	if err != nil {
 		eng.close()
 		g.cancel()
+		g.wg.Wait()
 		return fmt.Errorf("gateway: subscribe node subject: %w", err)
 	}
 	g.sub = sub
 	g.wg.Add(1)
-	go g.sweepLoop()
+	go g.sweepLoop(g.clock.NewTicker(g.cfg.SweepInterval))
 	for i := 0; i < 4; i++ {
 		g.wg.Add(1)
 		go g.refreshLoop()
@@ -174,20 +191,60 @@ func (g *Gateway) Start(ctx context.Context) error {
 	return nil
 }
 
+// spawn runs fn on a goroutine the gateway owns (Close waits for it). It
+// returns false, without running fn, once the gateway is closing.
+func (g *Gateway) spawn(fn func()) bool {
+	g.lifeMu.RLock()
+	if g.stopping {
+		g.lifeMu.RUnlock()
+		return false
+	}
+	g.wg.Add(1)
+	g.lifeMu.RUnlock()
+	go func() {
+		defer g.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// changed wakes Drain to look at the counts again.
+func (g *Gateway) changed() {
+	select {
+	case g.changes <- struct{}{}:
+	default:
+	}
+}
+
+// engineFailed records that a socket loop stopped: the node is no longer
+// ready and takes no new sockets.
+func (g *Gateway) engineFailed(err error) {
+	g.engineErr.CompareAndSwap(nil, &err)
+	g.log.Error("socket loop stopped: this node takes no new sockets and reports not ready", "err", err)
+}
+
+// Healthy reports nil while the socket engine serves, else why not. A node
+// whose engine failed must not be handed new clients.
+func (g *Gateway) Healthy() error {
+	if p := g.engineErr.Load(); p != nil {
+		return fmt.Errorf("gateway: socket engine: %w", *p)
+	}
+	return nil
+}
+
 // ServeHTTP upgrades a request on the WebSocket endpoint. Query
 // parameters: format=json|proto, token=<session token> (authenticate
 // without a Hello), resume=<session id> and last_seq=<n> (with token).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !g.started.Load() || g.draining.Load() || g.closed.Load() {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "node is draining: connect to another node", http.StatusServiceUnavailable)
+	if !g.started.Load() || g.draining.Load() || g.closed.Load() || g.Healthy() != nil {
+		httpError(w, http.StatusServiceUnavailable, realtimev1.ErrorCode_ERROR_CODE_UNAVAILABLE, "node is draining: connect to another node", "1")
 		return
 	}
 	q := r.URL.Query()
 	offered := splitHeader(r.Header.Values("Sec-WebSocket-Protocol"))
 	format, sub, err := wire.FormatFromRequest(q, offered)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		httpError(w, http.StatusBadRequest, realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST, err.Error(), "")
 		return
 	}
 	var ident *Identity
@@ -197,21 +254,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id, err := g.deps.Auth.VerifyToken(tok)
 		if err != nil {
 			e, _ := apierr.From(err)
-			w.Header().Set(apierr.CodeHeader, apierr.CodeName(e.Code))
-			http.Error(w, e.Message, http.StatusUnauthorized)
+			httpError(w, http.StatusUnauthorized, e.Code, e.Message, "")
 			g.metrics.authFailures.Inc()
 			return
 		}
 		ident = &id
 		if v := q.Get("last_seq"); v != "" {
 			if lastSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
-				http.Error(w, "last_seq must be an unsigned integer", http.StatusBadRequest)
+				httpError(w, http.StatusBadRequest, realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST, "last_seq must be an unsigned integer", "")
 				return
 			}
 		}
 	} else if resume != "" {
-		http.Error(w, "resume needs token (or send resume_session_id in hello)", http.StatusBadRequest)
+		httpError(w, http.StatusBadRequest, realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST, "resume needs token (or send resume_session_id in hello)", "")
 		return
+	}
+	ip := remoteIP(r.RemoteAddr)
+	if ident == nil {
+		// Sockets that have not authenticated cost memory and an auth
+		// timeout each: bound them in total and per address.
+		if err := g.unauth.acquire(ip); err != nil {
+			g.metrics.unauthRefused.Inc()
+			httpError(w, http.StatusTooManyRequests, realtimev1.ErrorCode_ERROR_CODE_RATE_LIMITED, err.Error(), "1")
+			return
+		}
 	}
 	up := ws.HTTPUpgrader{Timeout: 5 * time.Second}
 	if sub != "" {
@@ -219,6 +285,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	nc, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
+		if ident == nil {
+			g.unauth.release(ip)
+		}
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -230,6 +299,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := g.newConn(nc, format)
 	if ident != nil {
 		c.state = stateAuthing
+	} else {
+		c.unauthIP = ip
 	}
 	g.conns.add(c)
 	g.metrics.accepted.Inc()
@@ -239,12 +310,29 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ident != nil {
-		go func() {
-			ctx, cancel := c.requestContext()
-			defer cancel()
-			c.open(ctx, 0, *ident, resume, lastSeq, nil, false)
-		}()
+		id := *ident
+		c.startRequest(0, func(ctx context.Context) {
+			c.open(ctx, 0, id, resume, lastSeq, nil, false)
+		})
 	}
+}
+
+// httpError answers a refused upgrade the way the HTTP API answers errors:
+// the code in the Taisen-Error-Code header and a sentence in the body.
+func httpError(w http.ResponseWriter, status int, code realtimev1.ErrorCode, msg, retryAfter string) {
+	w.Header().Set(apierr.CodeHeader, apierr.CodeName(code))
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	http.Error(w, msg, status)
+}
+
+func remoteIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
 }
 
 func splitHeader(vals []string) []string {
@@ -263,185 +351,16 @@ func (g *Gateway) removeConn(c *conn) {
 	g.conns.remove(c)
 	c.mu.Lock()
 	open := c.sess != nil
+	ip := c.unauthIP
+	c.unauthIP = ""
 	c.mu.Unlock()
+	if ip != "" {
+		g.unauth.release(ip)
+	}
 	if open {
 		g.openSockets.Add(-1)
 	}
-}
-
-// nodeRequest sends a request to a node's session subject.
-func (g *Gateway) nodeRequest(ctx context.Context, nodeID string, req *clusterv1.NodeRequest) (*clusterv1.NodeReply, error) {
-	b, err := proto.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: encode node request: %w", err)
-	}
-	out, err := g.deps.Bus.Request(ctx, NodeSubject(nodeID), b)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: node %s: %w", nodeID, err)
-	}
-	reply := &clusterv1.NodeReply{}
-	if err := proto.Unmarshal(out, reply); err != nil {
-		return nil, fmt.Errorf("gateway: decode node reply: %w", err)
-	}
-	if reply.Error != "" {
-		return nil, fmt.Errorf("gateway: node %s: %s", nodeID, reply.Error)
-	}
-	return reply, nil
-}
-
-// onNodeRequest answers another node (or this one) about local sessions.
-func (g *Gateway) onNodeRequest(m *bus.Msg) {
-	req := &clusterv1.NodeRequest{}
-	reply := &clusterv1.NodeReply{}
-	if err := proto.Unmarshal(m.Data, req); err != nil {
-		reply.Error = "undecodable request: " + err.Error()
-	} else {
-		switch body := req.Body.(type) {
-		case *clusterv1.NodeRequest_Kick:
-			reply.Body = &clusterv1.NodeReply_Kick{Kick: g.handleKick(body.Kick)}
-		case *clusterv1.NodeRequest_TakeOver:
-			reply.Body = &clusterv1.NodeReply_TakeOver{TakeOver: g.handleTakeOver(body.TakeOver)}
-		case *clusterv1.NodeRequest_Deliver:
-			reply.Body = &clusterv1.NodeReply_Deliver{Deliver: g.handleDeliver(body.Deliver)}
-		default:
-			reply.Error = "unknown request"
-		}
-	}
-	if !m.IsRequest() {
-		return
-	}
-	out, _ := proto.Marshal(reply)
-	if err := m.Respond(out); err != nil {
-		g.log.Debug("respond to node request", "err", err)
-	}
-}
-
-func (g *Gateway) handleKick(k *clusterv1.Kick) *clusterv1.KickReply {
-	g.sessMu.Lock()
-	var s *Session
-	if k.SessionId != "" {
-		s = g.sessions[k.SessionId]
-	} else {
-		s = g.byUser[k.UserId]
-	}
-	pending := g.resuming[k.UserId]
-	g.sessMu.Unlock()
-	if s == nil && pending != nil {
-		// The session claimed its record but is not registered yet: mark
-		// it ended so it never goes live.
-		pending.mu.Lock()
-		hit := k.SessionId == "" || pending.id == k.SessionId
-		if hit {
-			pending.ended = true
-		}
-		pending.mu.Unlock()
-		return &clusterv1.KickReply{Found: hit}
-	}
-	if s == nil || s.userID != k.UserId {
-		return &clusterv1.KickReply{}
-	}
-	if c := g.forget(s); c != nil {
-		c.closeWith(k.Reason, k.Message, true)
-	}
-	return &clusterv1.KickReply{Found: true}
-}
-
-func (g *Gateway) handleTakeOver(t *clusterv1.TakeOver) *clusterv1.TakeOverReply {
-	g.sessMu.Lock()
-	s := g.sessions[t.SessionId]
-	g.sessMu.Unlock()
-	if s == nil || s.userID != t.UserId {
-		return &clusterv1.TakeOverReply{}
-	}
-	s.mu.Lock()
-	if s.ended || s.resuming {
-		s.mu.Unlock()
-		return &clusterv1.TakeOverReply{}
-	}
-	pushes, complete := s.after(t.LastSeq)
-	reply := &clusterv1.TakeOverReply{Found: true, Complete: complete, Pushes: pushes, LastSeq: s.seq, SinceMs: s.sinceMs}
-	s.mu.Unlock()
-	if c := g.forget(s); c != nil {
-		c.mu.Lock()
-		c.closeLabel = labelMoved
-		c.mu.Unlock()
-		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "", false)
-	}
-	return reply
-}
-
-func (g *Gateway) handleDeliver(d *clusterv1.Deliver) *clusterv1.DeliverReply {
-	g.sessMu.Lock()
-	s := g.byUser[d.UserId]
-	if s == nil {
-		s = g.resuming[d.UserId]
-	}
-	g.sessMu.Unlock()
-	if s == nil {
-		return &clusterv1.DeliverReply{}
-	}
-	seq, ok := g.push(s, d.Kind, d.Payload)
-	return &clusterv1.DeliverReply{Delivered: ok, Seq: seq}
-}
-
-// ErrOffline means the user has no live or resumable session.
-var ErrOffline = errors.New("gateway: user is offline")
-
-// Deliver pushes a message to a user's session wherever it lives in the
-// cluster. It returns the push's seq, or ErrOffline.
-func (g *Gateway) Deliver(ctx context.Context, userID, kind string, payload []byte) (uint64, error) {
-	req := &clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_Deliver{Deliver: &clusterv1.Deliver{UserId: userID, Kind: kind, Payload: payload}}}
-	// A session may move between reading its record and delivering; one
-	// retry follows it.
-	for attempt := 0; attempt < 2; attempt++ {
-		rec, err := g.Lookup(ctx, userID)
-		if err != nil {
-			return 0, err
-		}
-		reply, err := g.nodeRequest(ctx, rec.NodeId, req)
-		if errors.Is(err, bus.ErrNoResponders) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if d := reply.GetDeliver(); d.GetDelivered() {
-			return d.Seq, nil
-		}
-	}
-	return 0, ErrOffline
-}
-
-// Lookup returns the session record of a user, or ErrOffline.
-func (g *Gateway) Lookup(ctx context.Context, userID string) (*clusterv1.SessionRecord, error) {
-	e, err := g.kv.Get(ctx, userID)
-	if errors.Is(err, bus.ErrKeyNotFound) {
-		return nil, ErrOffline
-	}
-	if err != nil {
-		return nil, fmt.Errorf("gateway: read session record: %w", err)
-	}
-	return decodeRecord(e.Value)
-}
-
-// Kick closes a user's session wherever it is, with the given reason.
-func (g *Gateway) Kick(ctx context.Context, userID string, reason realtimev1.CloseReason, msg string) (bool, error) {
-	rec, err := g.Lookup(ctx, userID)
-	if errors.Is(err, ErrOffline) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	reply, err := g.nodeRequest(ctx, rec.NodeId, &clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_Kick{Kick: &clusterv1.Kick{
-		UserId: userID, SessionId: rec.SessionId, Reason: reason, Message: msg}}})
-	if errors.Is(err, bus.ErrNoResponders) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return reply.GetKick().GetFound(), nil
+	g.changed()
 }
 
 // Stats is a snapshot of the gateway's counts.
@@ -450,13 +369,16 @@ type Stats struct {
 	Sockets int
 	// Sessions counts sessions attached to a socket.
 	Sessions int
-	// Detached counts sessions waiting to be resumed.
+	// Detached counts sessions waiting to be resumed (and sessions being
+	// established).
 	Detached int
+	// Unauthenticated counts sockets that have not authenticated yet.
+	Unauthenticated int
 }
 
 // Stats returns the current counts.
 func (g *Gateway) Stats() Stats {
-	st := Stats{Sockets: g.conns.len()}
+	st := Stats{Sockets: g.conns.len(), Unauthenticated: g.unauth.count()}
 	st.Sessions = int(g.openSockets.Load())
 	g.sessMu.Lock()
 	total := len(g.sessions)
@@ -465,111 +387,34 @@ func (g *Gateway) Stats() Stats {
 	return st
 }
 
-// sweepLoop runs the timers: auth and idle timeouts, resume grace and
-// session record refreshes, all from one goroutine.
-func (g *Gateway) sweepLoop() {
-	defer g.wg.Done()
-	t := time.NewTicker(g.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.baseCtx.Done():
-			return
-		case <-t.C:
-			g.sweep()
-		}
-	}
-}
-
-func (g *Gateway) sweep() {
-	now := g.now().UnixNano()
-	authLimit := int64(g.cfg.AuthTimeout)
-	idleLimit := int64(g.cfg.IdleTimeout)
-	type closing struct {
-		c      *conn
-		reason realtimev1.CloseReason
-	}
-	var toClose []closing
-	g.conns.each(func(c *conn) {
-		c.mu.Lock()
-		st := c.state
-		c.mu.Unlock()
-		switch {
-		case st >= stateClosing:
-		case st != stateOpen && now-c.openedAt > authLimit:
-			toClose = append(toClose, closing{c, realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT})
-		case now-c.lastRecv.Load() > idleLimit:
-			toClose = append(toClose, closing{c, realtimev1.CloseReason_CLOSE_REASON_IDLE_TIMEOUT})
-		}
-	})
-	for _, x := range toClose {
-		x.c.closeWith(x.reason, "no frame received in time", true)
-	}
-
-	grace := int64(g.cfg.ResumeGrace)
-	var expired []*Session
-	g.sessMu.Lock()
-	for _, s := range g.sessions {
-		s.mu.Lock()
-		switch {
-		case s.ended:
-		case s.conn == nil && s.detachedAt != 0 && now-s.detachedAt > grace:
-			expired = append(expired, s)
-		case s.refreshAt <= now:
-			s.refreshAt = now + int64(g.cfg.SessionTTL/3)
-			select {
-			case g.refreshCh <- s:
-			default:
-				s.refreshAt = now // retry on the next sweep
-			}
-		}
-		s.mu.Unlock()
-	}
-	g.sessMu.Unlock()
-	for _, s := range expired {
-		// The record is left to expire by its TTL: a mass disconnect costs
-		// no writes (seed 004).
-		g.forget(s)
-		g.metrics.expired.Inc()
-	}
-}
-
-func (g *Gateway) refreshLoop() {
-	defer g.wg.Done()
-	for {
-		select {
-		case <-g.baseCtx.Done():
-			return
-		case s := <-g.refreshCh:
-			ctx, cancel := context.WithTimeout(g.baseCtx, 5*time.Second)
-			g.refresh(ctx, s)
-			cancel()
-		}
-	}
+// DrainOptions say what Drain waits for.
+type DrainOptions struct {
+	// WaitResume also waits until the sessions of the closed sockets were
+	// resumed on other nodes or expired. Only useful when other nodes
+	// share this node's bus.
+	WaitResume bool
 }
 
 // Drain stops taking sockets, tells every client to reconnect elsewhere
-// (reason draining) and waits until the sockets are gone and, when
-// waitResume is set, until their sessions were resumed on other nodes or
-// expired, or until ctx ends.
-func (g *Gateway) Drain(ctx context.Context, waitResume bool) error {
+// (reason draining) and waits until the sockets are gone (and, with
+// WaitResume, their sessions resumed elsewhere or expired), or until ctx
+// ends.
+func (g *Gateway) Drain(ctx context.Context, opts DrainOptions) error {
 	g.draining.Store(true)
 	all := g.conns.all()
 	g.log.Info("draining: asking clients to reconnect elsewhere", "sockets", len(all))
 	for _, c := range all {
-		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_DRAINING, "node is draining; reconnect", true)
+		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_DRAINING, "node is draining; reconnect", withNotice)
 	}
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
 	for {
 		st := g.Stats()
-		if st.Sockets == 0 && (!waitResume || st.Detached == 0) {
+		if st.Sockets == 0 && (!opts.WaitResume || st.Detached == 0) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("gateway: drain: %d sockets and %d resumable sessions left: %w", st.Sockets, st.Detached, ctx.Err())
-		case <-t.C:
+		case <-g.changes:
 		}
 	}
 }
@@ -598,7 +443,52 @@ func (g *Gateway) Close() error {
 		c.readFailed()
 	}
 	g.engine.close()
+	g.lifeMu.Lock()
+	g.stopping = true
+	g.lifeMu.Unlock()
 	g.cancel()
 	g.wg.Wait()
 	return nil
+}
+
+// unauthLimiter counts sockets that have not authenticated, in total and
+// per remote address.
+type unauthLimiter struct {
+	max, perIP int
+	mu         sync.Mutex
+	n          int            // guarded by mu
+	byIP       map[string]int // guarded by mu
+}
+
+var errTooManyUnauth = errors.New("too many connections waiting to authenticate; retry shortly")
+
+func (l *unauthLimiter) acquire(ip string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n >= l.max || l.byIP[ip] >= l.perIP {
+		return errTooManyUnauth
+	}
+	if l.byIP == nil {
+		l.byIP = make(map[string]int)
+	}
+	l.n++
+	l.byIP[ip]++
+	return nil
+}
+
+func (l *unauthLimiter) release(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n--
+	if l.byIP[ip] <= 1 {
+		delete(l.byIP, ip)
+	} else {
+		l.byIP[ip]--
+	}
+}
+
+func (l *unauthLimiter) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
 }

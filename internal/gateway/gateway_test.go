@@ -2,10 +2,8 @@ package gateway_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -347,36 +345,6 @@ func TestSingleLoginAcrossNodes(t *testing.T) {
 	if err != nil || got.NodeId != b.NodeID {
 		t.Errorf("session record = %v, %v; want node %s", got, err, b.NodeID)
 	}
-}
-
-func TestConcurrentLoginsLeaveOne(t *testing.T) {
-	n := taisentest.StartNode(t, taisentest.Options{})
-	sess := login(t, n, "device-race-0001")
-	const N = 6
-	conns := make([]*tconn, N)
-	var wg sync.WaitGroup
-	for i := range conns {
-		conns[i] = dial(t, n, "")
-	}
-	for i := range conns {
-		wg.Add(1)
-		go func(c *tconn) {
-			defer wg.Done()
-			c.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			b, _ := protoMarshal(withCid(tokenHello(sess.Token, "", 0), 1))
-			c.c.Write(maskedClientFrame(ws.OpBinary, b))
-		}(conns[i])
-	}
-	wg.Wait()
-	time.Sleep(time.Second)
-	if st := n.Gateway().Stats(); st.Sessions != 1 {
-		t.Errorf("%d sessions attached after %d concurrent logins of one user, want 1", st.Sessions, N)
-	}
-	rec, err := n.Session(context.Background(), sess.UserId)
-	if err != nil || !rec.Online {
-		t.Fatalf("session record %v %v", rec, err)
-	}
-	_ = fmt.Sprint
 }
 
 func TestRepeatedAuthFailuresClose(t *testing.T) {

@@ -20,6 +20,8 @@ type metrics struct {
 	coalesced     prometheus.Counter
 	rpcDuration   *prometheus.HistogramVec
 	refreshFails  prometheus.Counter
+	unauthRefused prometheus.Counter
+	nodeRequests  *prometheus.CounterVec
 }
 
 func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
@@ -38,6 +40,10 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
 		coalesced:     prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_frames_coalesced_total", Help: "Frames written in the same writev as an earlier frame."}),
 		refreshFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_session_refresh_failures_total",
 			Help: "Session record refreshes that failed on the bus (retried at the next sweep); growing means the KV is unreachable and records may expire."}),
+		unauthRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_sockets_refused_total",
+			Help: "WebSocket upgrades refused because too many sockets (in total or from one address) had not authenticated yet."}),
+		nodeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "taisen_node_requests_total",
+			Help: "Requests from nodes (this one included) about local sessions, by kind."}, []string{"kind"}),
 		rpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "taisen_rpc_duration_seconds",
 			Help:    "Socket RPCs from the frame being read to the reply being queued, by registered name.",
@@ -48,7 +54,7 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
 		return m
 	}
 	reg.MustRegister(m.accepted, m.opened, m.resumed, m.resumeFailed, m.expired, m.closes, m.frames,
-		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced, m.rpcDuration, m.refreshFails,
+		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced, m.rpcDuration, m.refreshFails, m.unauthRefused, m.nodeRequests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sessions_active", Help: "Sessions attached to a socket."},
 			func() float64 { return float64(g.openSockets.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sockets_open", Help: "Open WebSockets, authenticated or not."},

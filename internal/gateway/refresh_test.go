@@ -13,12 +13,14 @@ func TestRefreshFailureIsCountedAndRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.kv = downKV{}
-	s := &Session{id: "s1", userID: "u1", kvRev: 3}
-	g.refresh(context.Background(), s)
+	s := &Session{id: "s1", userID: "u1", kvRev: 3, state: sessLive}
+	if err := g.refresh(context.Background(), s); err == nil {
+		t.Error("refresh on a failing bus reported success")
+	}
 	if got := testutil.ToFloat64(g.metrics.refreshFails); got != 1 {
 		t.Errorf("refresh failures = %v, want 1", got)
 	}
-	if s.ended {
+	if s.state != sessLive {
 		t.Error("a bus failure must not end the session")
 	}
 	if s.refreshAt == 0 {

@@ -13,21 +13,46 @@ import (
 
 	clusterv1 "github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
-	"github.com/taisen-dev/taisen/internal/apierr"
 	"github.com/taisen-dev/taisen/internal/bus"
+)
+
+// sessState is where a session is in its life.
+type sessState uint8
+
+const (
+	// sessEstablishing: registered in the table and claiming (or resuming)
+	// its record; not attached to a socket yet. Pushes wait in pending.
+	sessEstablishing sessState = iota
+	// sessLive: the user's session, attached to a socket or detached within
+	// the resume grace.
+	sessLive
+	// sessEnded: over (logout, replaced, kicked, grace expired, moved to
+	// another node). It is no longer in the table.
+	sessEnded
 )
 
 // Session is a user's logical session. It outlives its socket for the
 // resume grace period, keeps its push sequence and recent pushes, and may
-// move to another socket or node on resume. A user has at most one Session
-// in the whole cluster: the one named by its record in the sessions KV.
+// move to another socket or node on resume. A user has at most one live
+// Session in the whole cluster: the one named by its record in the
+// sessions KV.
+//
+// Every session of a node is in one table keyed by session id, from the
+// moment it starts claiming its record until it ends, so a kick or a push
+// addressed to it by id always finds it, whatever state it is in.
 type Session struct {
 	id       string
 	userID   string
 	username string
 	sinceMs  int64
 
-	mu sync.Mutex
+	// kvMu serialises this session's record writes (refresh, delete) with
+	// its end, so a logout's delete cannot be undone by a refresh in
+	// flight. Held across bus calls; never while holding mu.
+	kvMu sync.Mutex
+
+	mu    sync.Mutex
+	state sessState // guarded by mu
 	// conn is the attached socket; nil while detached. Guarded by mu.
 	conn *conn
 	// seq is the last push sequence number assigned. Guarded by mu.
@@ -35,24 +60,29 @@ type Session struct {
 	// ring holds recent pushes for resume; nil until the first push.
 	// Guarded by mu.
 	ring *pushRing
-	// resuming is set while a takeover is in progress; pushes then wait in
-	// pending and get their seq once the takeover is done. Guarded by mu.
-	resuming bool
-	pending  []*realtimev1.Push
+	// pending holds pushes that arrived while establishing; they get
+	// their seq (and their senders the reply) once the session is live.
+	// Guarded by mu.
+	pending []pendingPush
 	// resumed and clientLast describe how the session was established:
 	// attach sends the pushes after clientLast. Guarded by mu.
 	resumed    bool
 	clientLast uint64
-	// ended is set once the session is over (logout, replaced, kicked,
-	// grace expired, moved away). Guarded by mu.
-	ended bool
-	// detachedAt is when the socket went away (unix nanos); 0 while
+	// detachedAt is when the socket went away (clock.Mono nanos); 0 while
 	// attached. Guarded by mu.
 	detachedAt int64
 	// kvRev is the revision of the session record last written by this
-	// node; refreshAt (unix nanos) is when to refresh it. Guarded by mu.
+	// node; refreshAt (clock.Mono nanos) is when to refresh it. Guarded by
+	// mu.
 	kvRev     uint64
 	refreshAt int64
+}
+
+// pendingPush is a push that reached a session still being established;
+// done reports its fate to the sender.
+type pendingPush struct {
+	p    *realtimev1.Push
+	done func(seq uint64, ok bool)
 }
 
 // newSessionID returns a random, URL-safe session id.
@@ -75,110 +105,175 @@ func decodeRecord(b []byte) (*clusterv1.SessionRecord, error) {
 	return rec, nil
 }
 
-// push assigns the next seq to a push, keeps it for resume and queues it on
-// the socket if one is attached. It returns false when the session ended.
-func (g *Gateway) push(s *Session, kind string, payload []byte) (uint64, bool) {
-	p := &realtimev1.Push{Kind: kind, Payload: payload, SentAtMs: g.now().UnixMilli()}
+// errReplaced means a newer login took the user's record while this
+// session was being established.
+var errReplaced = errors.New("gateway: replaced by a newer login while being established")
+
+// endCause says why a session ends.
+type endCause uint8
+
+const (
+	endReplaced endCause = iota // a newer login took the record
+	endKicked                   // an operator or the server closed it
+	endMoved                    // resumed on another node or socket
+	endLogout                   // the client logged out
+	endExpired                  // the resume grace ran out
+	endFailed                   // it could not be established
+)
+
+// register adds s to the session table.
+func (g *Gateway) register(s *Session) {
+	g.sessMu.Lock()
+	g.sessions[s.id] = s
+	g.sessMu.Unlock()
+}
+
+// session returns the session with that id on this node.
+func (g *Gateway) session(id string) *Session {
+	g.sessMu.Lock()
+	s := g.sessions[id]
+	g.sessMu.Unlock()
+	return s
+}
+
+// end is the one way a session ends on this node: it leaves the table,
+// pushes still waiting for it are refused (their senders retry), and the
+// socket it had, if any, is returned for the caller to close with the
+// reason that fits. It reports false when s had already ended.
+func (g *Gateway) end(s *Session, cause endCause) (*conn, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended {
-		return 0, false
+	if s.state == sessEnded {
+		s.mu.Unlock()
+		return nil, false
 	}
-	if s.resuming {
-		s.pending = append(s.pending, p)
-		return 0, true
+	s.state = sessEnded
+	c := s.conn
+	s.conn = nil
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	g.sessMu.Lock()
+	if g.sessions[s.id] == s {
+		delete(g.sessions, s.id)
 	}
-	s.seq++
-	p.Seq = s.seq
-	s.keep(p, g.cfg)
-	g.metrics.pushes.Inc()
-	if c := s.conn; c != nil {
-		frame, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Push{Push: p}})
-		if err == nil {
-			c.enqueue(frame, false)
-		}
+	g.sessMu.Unlock()
+	for _, pp := range pending {
+		pp.done(0, false)
 	}
-	return p.Seq, true
+	if cause == endExpired {
+		g.metrics.expired.Inc()
+	}
+	g.changed()
+	return c, true
 }
 
 // establish creates the session of a newly authenticated socket: it
 // resumes resumeID when that is still possible, else starts a fresh one.
+// The session returned is live and the user's; a newer login may still
+// replace it before attach.
 func (g *Gateway) establish(ctx context.Context, ident Identity, resumeID string, lastSeq uint64) (*Session, error) {
-	s := &Session{id: resumeID, userID: ident.UserID, username: ident.Username, resuming: true, clientLast: lastSeq}
-	g.sessMu.Lock()
-	g.resuming[ident.UserID] = s
-	g.sessMu.Unlock()
-	defer func() {
-		g.sessMu.Lock()
-		if g.resuming[ident.UserID] == s {
-			delete(g.resuming, ident.UserID)
-		}
-		g.sessMu.Unlock()
-	}()
-
 	if resumeID != "" {
-		ok, err := g.takeOver(ctx, s, lastSeq)
-		if err != nil {
-			return nil, err
+		if local := g.session(resumeID); local != nil && local.userID == ident.UserID {
+			if s, ok := g.resumeLocal(ctx, local, lastSeq); ok {
+				g.metrics.resumed.Inc()
+				return s, nil
+			}
+			g.metrics.resumeFailed.Inc()
+		} else if local == nil {
+			s := &Session{id: resumeID, userID: ident.UserID, username: ident.Username}
+			ok, err := g.resumeRemote(ctx, s, lastSeq)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				if err := g.activate(s); err != nil {
+					return nil, err
+				}
+				g.metrics.resumed.Inc()
+				return s, nil
+			}
+			g.metrics.resumeFailed.Inc()
+			// Start fresh, keeping the pushes that reached s meanwhile.
+			g.sessMu.Lock()
+			if g.sessions[s.id] == s {
+				delete(g.sessions, s.id)
+			}
+			s.mu.Lock()
+			s.id = newSessionID()
+			s.sinceMs = g.clock.Now().UnixMilli()
+			s.seq, s.ring, s.resumed, s.clientLast = 0, nil, false, 0
+			s.mu.Unlock()
+			g.sessions[s.id] = s
+			g.sessMu.Unlock()
+			return g.fresh(ctx, s)
+		} else {
+			g.metrics.resumeFailed.Inc()
 		}
-		if ok {
-			g.metrics.resumed.Inc()
-			g.activate(s)
-			return s, nil
-		}
-		g.metrics.resumeFailed.Inc()
 	}
-	// Fresh session.
-	s.mu.Lock()
-	s.id = newSessionID()
-	s.sinceMs = g.now().UnixMilli()
-	s.resumed = false
-	s.clientLast = 0
-	s.seq = 0
-	s.ring = nil
-	s.mu.Unlock()
+	s := &Session{id: newSessionID(), userID: ident.UserID, username: ident.Username, sinceMs: g.clock.Now().UnixMilli()}
+	g.register(s)
+	return g.fresh(ctx, s)
+}
+
+// fresh claims the user's record for s (registered, establishing),
+// replaces whatever session the record named, and makes s live.
+func (g *Gateway) fresh(ctx context.Context, s *Session) (*Session, error) {
 	prev, err := g.claim(ctx, s)
 	if err != nil {
+		g.end(s, endFailed)
 		return nil, err
 	}
-	g.activate(s)
-	g.metrics.opened.Inc()
 	if prev != nil && prev.SessionId != s.id {
-		// Single login: close the session this one replaces, wherever it is.
-		kctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := g.nodeRequest(kctx, prev.NodeId, &clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_Kick{Kick: &clusterv1.Kick{
-			UserId: s.userID, SessionId: prev.SessionId, Reason: realtimev1.CloseReason_CLOSE_REASON_REPLACED,
-			Message: "signed in on another device"}}})
-		cancel()
-		if err != nil && !errors.Is(err, bus.ErrNoResponders) {
-			g.log.Warn("kick replaced session", "user", s.userID, "node", prev.NodeId, "err", err)
-		}
+		// Single login: close the session this one replaces, wherever it
+		// is. It is in its node's table from before it claimed the record,
+		// so the kick finds it even if it is still being established.
+		g.kickSession(ctx, s.userID, prev, realtimev1.CloseReason_CLOSE_REASON_REPLACED, "signed in on another device")
 	}
+	if err := g.activate(s); err != nil {
+		return nil, err
+	}
+	g.metrics.opened.Inc()
 	return s, nil
 }
 
-// activate registers s as the user's session on this node and releases
-// the pushes that arrived while it was being established.
-func (g *Gateway) activate(s *Session) {
-	s.mu.Lock()
-	ended := s.ended
-	s.mu.Unlock()
-	if ended { // replaced while being established; attach closes the socket
-		return
+// kickSession asks the node named in rec to end that session.
+func (g *Gateway) kickSession(ctx context.Context, userID string, rec *clusterv1.SessionRecord, reason realtimev1.CloseReason, msg string) {
+	kctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := g.nodeRequest(kctx, rec.NodeId, &clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_Kick{Kick: &clusterv1.Kick{
+		UserId: userID, SessionId: rec.SessionId, Reason: reason, Message: msg}}})
+	if err != nil && !errors.Is(err, bus.ErrNoResponders) {
+		// The replaced node will see that the record names another
+		// session at its next refresh and end its copy then.
+		g.log.Warn("kick replaced session", "user", userID, "node", rec.NodeId, "err", err)
 	}
-	g.sessMu.Lock()
-	g.sessions[s.id] = s
-	g.byUser[s.userID] = s
-	g.sessMu.Unlock()
+}
+
+// activate makes an establishing session live and releases the pushes
+// that arrived meanwhile, in order. It fails when a newer login replaced
+// the session first.
+func (g *Gateway) activate(s *Session) error {
 	s.mu.Lock()
-	s.resuming = false
-	for _, p := range s.pending {
-		s.seq++
-		p.Seq = s.seq
-		s.keep(p, g.cfg)
+	if s.state != sessEstablishing {
+		s.mu.Unlock()
+		return errReplaced
 	}
+	s.state = sessLive
+	pending := s.pending
 	s.pending = nil
+	seqs := make([]uint64, len(pending))
+	for i, pp := range pending {
+		s.seq++
+		pp.p.Seq = s.seq
+		s.keep(pp.p, g.cfg)
+		seqs[i] = s.seq
+	}
 	s.mu.Unlock()
+	for i, pp := range pending {
+		g.metrics.pushes.Inc()
+		pp.done(seqs[i], true)
+	}
+	return nil
 }
 
 // claim writes s as the user's session record (compare-and-set) and
@@ -212,19 +307,53 @@ func (g *Gateway) claim(ctx context.Context, s *Session) (*clusterv1.SessionReco
 		}
 		s.mu.Lock()
 		s.kvRev = rev
-		s.refreshAt = g.now().Add(g.cfg.SessionTTL / 3).UnixNano()
+		s.refreshAt = g.mono.Now() + int64(g.cfg.SessionTTL/3)
 		s.mu.Unlock()
 		return prev, nil
 	}
 	return nil, errors.New("gateway: write session record: too much contention")
 }
 
-// takeOver tries to resume s.id: it claims the session record for this
-// node and asks the node that held the session for the missed pushes.
-// It returns false (and no error) when the session cannot be resumed; the
-// record then still names this node, under s.kvRev, so the caller's claim
-// of a fresh session overwrites it.
-func (g *Gateway) takeOver(ctx context.Context, s *Session, lastSeq uint64) (bool, error) {
+// resumeLocal resumes a session this node holds on a new socket. It works
+// while the session is live, within its grace, still named by the record
+// and its ring covers the client's gap; otherwise the session ends (the
+// client starts fresh).
+func (g *Gateway) resumeLocal(ctx context.Context, s *Session, lastSeq uint64) (*Session, bool) {
+	s.mu.Lock()
+	ok := s.state == sessLive && !(s.conn == nil && s.detachedAt != 0 && g.mono.Now()-s.detachedAt > int64(g.cfg.ResumeGrace))
+	if ok {
+		_, ok = s.after(lastSeq)
+	}
+	s.mu.Unlock()
+	if ok {
+		// The record must still name s: a newer login elsewhere whose kick
+		// was lost would otherwise be shadowed.
+		ok = g.refresh(ctx, s) == nil
+	}
+	s.mu.Lock()
+	ok = ok && s.state == sessLive
+	if ok {
+		s.resumed = true
+		s.clientLast = lastSeq
+	}
+	s.mu.Unlock()
+	if !ok {
+		if c, ended := g.end(s, endMoved); ended && c != nil {
+			c.closeMoved()
+		}
+		return nil, false
+	}
+	return s, true
+}
+
+// resumeRemote tries to resume s.id from another node. s is registered
+// first, so pushes and kicks addressed to it by id find it while the
+// takeover runs. It claims the record for this node, then asks the node
+// that held the session for the missed pushes. It returns false (and no
+// error) when the session cannot be resumed: the record then names this
+// node under s.kvRev, so the caller's fresh claim overwrites it, and the
+// previous node was told to end its copy.
+func (g *Gateway) resumeRemote(ctx context.Context, s *Session, lastSeq uint64) (bool, error) {
 	e, err := g.kv.Get(ctx, s.userID)
 	if errors.Is(err, bus.ErrKeyNotFound) {
 		return false, nil
@@ -233,10 +362,12 @@ func (g *Gateway) takeOver(ctx context.Context, s *Session, lastSeq uint64) (boo
 		return false, fmt.Errorf("gateway: read session record: %w", err)
 	}
 	rec, err := decodeRecord(e.Value)
-	if err != nil || rec.SessionId != s.id {
+	if err != nil || rec.SessionId != s.id || rec.NodeId == g.cfg.NodeID {
+		// Not resumable: another session now, or it was ours and ended.
 		return false, nil
 	}
 	s.sinceMs = rec.SinceMs
+	g.register(s)
 	rev, err := g.kv.Update(ctx, s.userID, s.record(g.cfg.NodeID), e.Revision, bucketTTL)
 	if errors.Is(err, bus.ErrWrongRevision) {
 		return false, nil
@@ -246,7 +377,7 @@ func (g *Gateway) takeOver(ctx context.Context, s *Session, lastSeq uint64) (boo
 	}
 	s.mu.Lock()
 	s.kvRev = rev
-	s.refreshAt = g.now().Add(g.cfg.SessionTTL / 3).UnixNano()
+	s.refreshAt = g.mono.Now() + int64(g.cfg.SessionTTL/3)
 	s.mu.Unlock()
 	tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -254,6 +385,11 @@ func (g *Gateway) takeOver(ctx context.Context, s *Session, lastSeq uint64) (boo
 		UserId: s.userID, SessionId: s.id, LastSeq: lastSeq, NewNodeId: g.cfg.NodeID}}})
 	if err != nil {
 		g.log.Info("resume: previous node did not hand over", "user", s.userID, "node", rec.NodeId, "err", err)
+		if !errors.Is(err, bus.ErrNoResponders) {
+			// It may be alive but slow: make sure its copy ends rather
+			// than live on beside the fresh session.
+			g.kickSession(ctx, s.userID, rec, realtimev1.CloseReason_CLOSE_REASON_REPLACED, "signed in on another device")
+		}
 		return false, nil
 	}
 	to := reply.GetTakeOver()
@@ -275,14 +411,11 @@ func (g *Gateway) takeOver(ctx context.Context, s *Session, lastSeq uint64) (boo
 // client has not seen, all before any later push.
 func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid uint32) {
 	s.mu.Lock()
-	if s.ended {
+	if s.state != sessLive {
 		// A newer login replaced this session before it went live: the
 		// Hello still gets its one reply.
 		s.mu.Unlock()
-		if cid != 0 {
-			c.replyError(cid, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNAVAILABLE, "a newer login of this account replaced the session"))
-		}
-		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "signed in on another device", true)
+		c.replyReplaced(cid)
 		return
 	}
 	c.mu.Lock()
@@ -292,7 +425,7 @@ func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid u
 		// The socket closed between open and attach: its finish found the
 		// session not yet attached, so the session detaches here.
 		if s.conn == nil && s.detachedAt == 0 {
-			s.detachedAt = g.now().UnixNano()
+			s.detachedAt = g.mono.Now()
 		}
 		s.mu.Unlock()
 		return
@@ -302,64 +435,45 @@ func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid u
 	s.detachedAt = 0
 	replay, _ := s.after(s.clientLast)
 	welcome.Replayed = uint32(len(replay))
-	frame, err := c.encode(&realtimev1.ServerFrame{Cid: cid, Body: &realtimev1.ServerFrame_Welcome{Welcome: welcome}})
-	if err == nil {
-		c.enqueue(frame, false)
+	frames := make([][]byte, 0, 1+len(replay))
+	if frame, err := c.encode(&realtimev1.ServerFrame{Cid: cid, Body: &realtimev1.ServerFrame_Welcome{Welcome: welcome}}); err == nil {
+		frames = append(frames, frame)
 	}
 	for _, p := range replay {
 		if frame, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Push{Push: p}}); err == nil {
-			c.enqueue(frame, false)
+			frames = append(frames, frame)
 		}
 	}
+	start := c.queue(frames...)
 	s.mu.Unlock()
+	c.flushIfStarted(start)
 	if old != nil && old != c {
-		old.mu.Lock()
-		old.closeLabel = labelMoved
-		old.mu.Unlock()
-		old.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "", false)
+		old.closeMoved()
 	}
 }
 
 // detach marks s as without socket (resumable for the grace period) if c
-// is still its socket; c == nil detaches unconditionally.
+// is still its socket.
 func (g *Gateway) detach(s *Session, c *conn) {
 	s.mu.Lock()
-	if c != nil && s.conn != c {
+	if s.conn != c {
 		s.mu.Unlock()
 		return
 	}
 	s.conn = nil
-	if !s.ended {
-		s.detachedAt = g.now().UnixNano()
+	if s.state != sessEnded {
+		s.detachedAt = g.mono.Now()
 	}
 	s.mu.Unlock()
+	g.changed()
 }
 
-// forget ends s on this node and returns the socket it had, if any.
-func (g *Gateway) forget(s *Session) *conn {
-	s.mu.Lock()
-	s.ended = true
-	c := s.conn
-	s.conn = nil
-	s.mu.Unlock()
-	g.sessMu.Lock()
-	if g.sessions[s.id] == s {
-		delete(g.sessions, s.id)
-	}
-	if g.byUser[s.userID] == s {
-		delete(g.byUser, s.userID)
-	}
-	g.sessMu.Unlock()
-	return c
-}
-
-// endSession ends s for good; with deleteRecord its session record is
-// removed too (when still ours), so the user reads as offline at once.
-func (g *Gateway) endSession(ctx context.Context, s *Session, deleteRecord bool) {
-	g.forget(s)
-	if !deleteRecord {
-		return
-	}
+// logout ends s for good and removes its record (when still ours), so the
+// user reads as offline at once.
+func (g *Gateway) logout(ctx context.Context, s *Session) {
+	s.kvMu.Lock()
+	defer s.kvMu.Unlock()
+	g.end(s, endLogout)
 	s.mu.Lock()
 	rev := s.kvRev
 	s.mu.Unlock()
@@ -368,14 +482,19 @@ func (g *Gateway) endSession(ctx context.Context, s *Session, deleteRecord bool)
 	}
 }
 
+// errLost means the record names another session or node.
+var errLost = errors.New("gateway: session record names another session")
+
 // refresh rewrites s's session record so its TTL does not run out. A
 // record that now names another session or node means s was replaced or
-// resumed elsewhere while this node missed the message: s ends.
-func (g *Gateway) refresh(ctx context.Context, s *Session) {
+// resumed elsewhere while this node missed the message: s ends (errLost).
+func (g *Gateway) refresh(ctx context.Context, s *Session) error {
+	s.kvMu.Lock()
+	defer s.kvMu.Unlock()
 	s.mu.Lock()
-	if s.ended {
+	if s.state != sessLive {
 		s.mu.Unlock()
-		return
+		return errLost
 	}
 	rev, val := s.kvRev, s.record(g.cfg.NodeID)
 	s.mu.Unlock()
@@ -384,6 +503,8 @@ func (g *Gateway) refresh(ctx context.Context, s *Session) {
 		e, gerr := g.kv.Get(ctx, s.userID)
 		switch {
 		case errors.Is(gerr, bus.ErrKeyNotFound):
+			// Expired (the bus was unreachable longer than the TTL): the
+			// session is still live, so its record comes back.
 			newRev, err = g.kv.Create(ctx, s.userID, val, bucketTTL)
 		case gerr != nil:
 			err = gerr
@@ -393,7 +514,7 @@ func (g *Gateway) refresh(ctx context.Context, s *Session) {
 				newRev, err = g.kv.Update(ctx, s.userID, val, e.Revision, bucketTTL)
 			} else {
 				g.lost(s, derr == nil && rec.SessionId == s.id)
-				return
+				return errLost
 			}
 		}
 	}
@@ -401,30 +522,33 @@ func (g *Gateway) refresh(ctx context.Context, s *Session) {
 		g.metrics.refreshFails.Inc()
 		g.log.Warn("refresh session record", "user", s.userID, "err", err)
 		s.mu.Lock()
-		s.refreshAt = g.now().Add(g.cfg.SweepInterval).UnixNano()
+		s.refreshAt = g.mono.Now() + int64(g.cfg.SweepInterval)
 		s.mu.Unlock()
-		return
+		return err
 	}
 	s.mu.Lock()
 	s.kvRev = newRev
+	s.refreshAt = g.mono.Now() + int64(g.cfg.SessionTTL/3)
 	s.mu.Unlock()
+	return nil
 }
 
 // lost ends a session whose record now belongs elsewhere: moved (resumed
 // on another node) or replaced by a newer login.
 func (g *Gateway) lost(s *Session, moved bool) {
-	c := g.forget(s)
+	cause := endReplaced
+	if moved {
+		cause = endMoved
+	}
+	c, _ := g.end(s, cause)
 	if c == nil {
 		return
 	}
 	if moved {
-		c.mu.Lock()
-		c.closeLabel = labelMoved
-		c.mu.Unlock()
-		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "", false)
+		c.closeMoved()
 		return
 	}
-	c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "signed in on another device", true)
+	c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "signed in on another device", withNotice)
 }
 
 // bucketTTL writes session records with the sessions bucket's own TTL

@@ -304,8 +304,8 @@ func (*NodeReply_Deliver) isNodeReply_Body() {}
 type Kick struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// session_id limits the kick to this session; empty kicks whatever
-	// session the user has on the node.
+	// session_id limits the kick to this session; empty kicks every session
+	// the user has on the node.
 	SessionId     string         `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	Reason        v1.CloseReason `protobuf:"varint,3,opt,name=reason,proto3,enum=taisen.realtime.v1.CloseReason" json:"reason,omitempty"`
 	Message       string         `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
@@ -569,10 +569,14 @@ func (x *TakeOverReply) GetSinceMs() int64 {
 
 // Deliver pushes a message to a user's live or resumable session.
 type Deliver struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	UserId  string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Kind    string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Payload []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	// session_id is the session the user's record names; the node delivers
+	// to that session only, so a push never reaches a session that lost its
+	// record to a newer login.
+	SessionId     string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -626,6 +630,13 @@ func (x *Deliver) GetPayload() []byte {
 		return x.Payload
 	}
 	return nil
+}
+
+func (x *Deliver) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
 }
 
 type DeliverReply struct {
@@ -720,11 +731,13 @@ const file_taisen_cluster_v1_node_proto_rawDesc = "" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x120\n" +
 	"\x06pushes\x18\x03 \x03(\v2\x18.taisen.realtime.v1.PushR\x06pushes\x12\x19\n" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x19\n" +
-	"\bsince_ms\x18\x05 \x01(\x03R\asinceMs\"P\n" +
+	"\bsince_ms\x18\x05 \x01(\x03R\asinceMs\"o\n" +
 	"\aDeliver\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\">\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\">\n" +
 	"\fDeliverReply\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\bR\tdelivered\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seqB\xc9\x01\n" +
