@@ -97,4 +97,3 @@ func concurrentLogins(t *testing.T, nodes []*taisentest.Node, device string, n i
 		winner.c.Close()
 	}
 }
-
