@@ -62,10 +62,12 @@ type Mono struct {
 	epoch time.Time
 }
 
-// NewMono starts counting at c.Now().
-func NewMono(c Clock) Mono { return Mono{c: c, epoch: c.Now()} }
+// NewMono starts counting one second before c.Now(), so every reading is
+// positive and callers can keep 0 to mean "not set".
+func NewMono(c Clock) Mono { return Mono{c: c, epoch: c.Now().Add(-time.Second)} }
 
-// Now returns the nanoseconds elapsed since the epoch.
+// Now returns the nanoseconds elapsed since the epoch (at least one
+// second, unless the clock was stepped back).
 func (m Mono) Now() int64 { return int64(m.c.Now().Sub(m.epoch)) }
 
 // Clock returns the underlying clock.

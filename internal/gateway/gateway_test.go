@@ -11,6 +11,7 @@ import (
 
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
+	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/internal/config"
 	"github.com/taisen-dev/taisen/internal/gateway"
 	"github.com/taisen-dev/taisen/taisentest"
@@ -272,13 +273,21 @@ func TestBadFrames(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
-	n := taisentest.StartNode(t, taisentest.Options{Configure: func(c *config.Config) {
-		c.Gateway.AuthTimeout = 300 * time.Millisecond
-		c.Gateway.HeartbeatInterval = 200 * time.Millisecond
-		c.Gateway.IdleTimeout = 600 * time.Millisecond
+	clk := clock.NewFake(time.Now())
+	n := taisentest.StartNode(t, taisentest.Options{Clock: clk, Configure: func(c *config.Config) {
+		c.Gateway.AuthTimeout = 3 * time.Second
+		c.Gateway.HeartbeatInterval = 2 * time.Second
+		c.Gateway.IdleTimeout = 6 * time.Second
 	}})
 	t.Run("auth", func(t *testing.T) {
 		c := dial(t, n, "")
+		waitFor(t, "the socket to be registered", func() bool { return n.Gateway().Stats().Unauthenticated == 1 })
+		clk.Advance(2 * time.Second)
+		cid := c.request(echo("too early")) // not authenticated: refused, not closed
+		if fr := c.mustRecv(); fr.Cid != cid || errCode(fr) != realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED {
+			t.Fatalf("before the auth timeout: %v", fr)
+		}
+		clk.Advance(2 * time.Second)
 		code, d := c.expectClose()
 		if code != closeCode(realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT) || d.GetReason() != realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT {
 			t.Errorf("close %d %v", code, d)
@@ -287,6 +296,7 @@ func TestTimeouts(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
 		sess := login(t, n, "device-idle-0001")
 		c, _ := open(t, n, sess.Token, "", 0)
+		clk.Advance(7 * time.Second)
 		code, d := c.expectClose()
 		if code != closeCode(realtimev1.CloseReason_CLOSE_REASON_IDLE_TIMEOUT) || !d.GetReconnect() {
 			t.Errorf("close %d %v", code, d)
@@ -296,13 +306,38 @@ func TestTimeouts(t *testing.T) {
 		sess := login(t, n, "device-idle-0002")
 		c, _ := open(t, n, sess.Token, "", 0)
 		for i := 0; i < 8; i++ {
-			time.Sleep(150 * time.Millisecond)
+			clk.Advance(1500 * time.Millisecond) // 12 s in all: twice the idle timeout
 			cid := c.request(&realtimev1.ClientFrame{Body: &realtimev1.ClientFrame_Ping{Ping: &realtimev1.Ping{}}})
 			if fr := c.mustRecv(); fr.Cid != cid {
 				t.Fatalf("ping %d: %v", i, fr)
 			}
 		}
 	})
+	t.Run("a clock stepping back limits nothing", func(t *testing.T) {
+		sess := login(t, n, "device-idle-0003")
+		c, _ := open(t, n, sess.Token, "", 0)
+		clk.Jump(-time.Hour)
+		for i := 0; i < 5; i++ {
+			cid := c.request(echo("still open"))
+			if fr := c.mustRecv(); fr.Cid != cid || fr.GetRpc() == nil {
+				t.Fatalf("echo %d after the clock stepped back: %v", i, fr)
+			}
+		}
+		clk.Jump(time.Hour)
+	})
+}
+
+// waitFor polls cond until it holds (or fails the test after 5 s): it
+// synchronises with the server, it asserts nothing by itself.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestSingleLoginSameNode(t *testing.T) {

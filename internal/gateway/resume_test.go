@@ -7,6 +7,7 @@ import (
 	"time"
 
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
+	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/internal/config"
 	"github.com/taisen-dev/taisen/taisentest"
 )
@@ -62,10 +63,7 @@ func TestResume(t *testing.T) {
 			last := readPushes(t, c, 0, 1) // the client saw only p1
 			c.c.Close()                    // the network drops
 			// Pushes keep coming while the client is away.
-			deadline := time.Now().Add(5 * time.Second)
-			for a.Gateway().Stats().Sessions > 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitFor(t, "the server to see the socket gone", func() bool { return a.Gateway().Stats().Sessions == 0 })
 			pushN(t, a, sess.UserId, 4, 2)
 
 			c2, w2 := open(t, tt.second, sess.Token, w.SessionId, last)
@@ -109,15 +107,17 @@ func TestResumeWhileOldSocketHalfOpen(t *testing.T) {
 }
 
 func TestResumeAfterGraceStartsFresh(t *testing.T) {
-	n := taisentest.StartNode(t, taisentest.Options{Configure: func(c *config.Config) {
-		c.Gateway.ResumeGrace = 300 * time.Millisecond
+	clk := clock.NewFake(time.Now())
+	n := taisentest.StartNode(t, taisentest.Options{Clock: clk, Configure: func(c *config.Config) {
+		c.Gateway.ResumeGrace = 10 * time.Second
 	}})
 	sess := login(t, n, "device-grace-001")
 	c, w := open(t, n, sess.Token, "", 0)
 	pushN(t, n, sess.UserId, 1, 1)
 	readPushes(t, c, 0, 1)
 	c.c.Close()
-	time.Sleep(2500 * time.Millisecond) // grace + a sweep
+	waitFor(t, "the server to see the socket gone", func() bool { return n.Gateway().Stats().Sessions == 0 })
+	clk.Advance(10*time.Second + time.Millisecond)
 	c2, w2 := open(t, n, sess.Token, w.SessionId, 1)
 	if w2.Resumed || w2.SessionId == w.SessionId {
 		t.Fatalf("welcome %v, want a fresh session", w2)

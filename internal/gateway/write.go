@@ -375,12 +375,14 @@ func (c *conn) finish() {
 		label = labelClientGone
 	}
 	_ = c.nc.Close()
+	// The session detaches before the socket leaves the counts, so a
+	// session counted as not attached is always resumable from then on.
+	if s != nil {
+		c.g.detach(s, c)
+	}
 	c.g.removeConn(c)
 	c.g.metrics.closes.WithLabelValues(label).Inc()
 	if c.g.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.g.log.Debug("socket closed", "conn", c.id, "reason", label)
-	}
-	if s != nil {
-		c.g.detach(s, c)
 	}
 }
