@@ -51,19 +51,47 @@ func FuzzConnOnData(f *testing.F) {
 		}
 		g.baseCtx, g.cancel = context.WithCancel(context.Background())
 		g.kv = downKV{}
-		defer g.cancel()
+		defer func() {
+			// Every request goroutine the input started ends with the
+			// gateway: none may outlive it.
+			g.cancel()
+			g.wg.Wait()
+		}()
 		c := g.newConn(discardConn{}, wire.Binary)
 		if open {
 			c.state = stateOpen
-			c.sess = &Session{id: "s", userID: "u"}
+			c.sess = &Session{id: "s", userID: "u", state: sessLive}
 		}
 		step := int(chunk%16) + 1
 		for len(data) > 0 {
 			n := min(step, len(data))
 			if !c.onData(append([]byte(nil), data[:n]...)) {
-				return
+				break
 			}
 			data = data[n:]
+		}
+		if len(data) == 0 {
+			return // still reading: nothing more to check
+		}
+		// The socket was stopped: it must be closing, and stay stopped
+		// whatever else arrives, valid frames included.
+		c.mu.Lock()
+		st := c.state
+		c.mu.Unlock()
+		if st < stateClosing {
+			t.Fatalf("onData stopped reading a socket in state %d", st)
+		}
+		c.mu.Lock()
+		inflightBefore := len(c.inflight)
+		c.mu.Unlock()
+		if c.onData(benchFrame(rpc)) {
+			t.Fatal("a stopped socket accepted more input")
+		}
+		c.mu.Lock()
+		inflightAfter := len(c.inflight)
+		c.mu.Unlock()
+		if inflightAfter > inflightBefore {
+			t.Fatal("a stopped socket started a request")
 		}
 	})
 }
