@@ -1,24 +1,42 @@
-// Package client is the Go SDK for taisen: it authenticates over the HTTP
-// API (AuthService, spoken as Connect) and keeps a realtime socket to a
-// taisen node, with request/reply correlation, ordered pushes, heartbeats,
-// and automatic reconnection that resumes the session and never delivers a
-// push twice.
+// Package client is the Go SDK for taisen: it signs in, keeps a realtime
+// socket to a taisen node, with request/reply correlation, ordered pushes,
+// heartbeats, and automatic reconnection that resumes the session and
+// never delivers a push twice, and speaks the HTTP API (AuthService, as
+// Connect) for token refresh and for applications that want the tokens
+// before connecting.
 //
-// A typical client authenticates, dials, and reads its pushes:
+// # Signing in
+//
+// Login is the fast path: the credential travels in the socket's first
+// frame (Hello) and the Welcome returns the session tokens, so signing in
+// and connecting take one WebSocket upgrade and one round trip, with no
+// HTTP request:
 //
 //	c, err := client.New("http://127.0.0.1:7350")
 //	if err != nil { ... }
-//	auth, err := c.AuthenticateDevice(ctx, deviceID, true)
-//	if err != nil { ... }
-//	sock, err := c.Dial(ctx, client.DialOptions{Session: auth.Session, AutoReconnect: true})
-//	if err != nil { ... }
+//	sock, err := c.Login(ctx, client.DeviceCredential(deviceID, true),
+//		client.DialOptions{AutoReconnect: true})
+//	if err != nil { ... } // a *Error: invalid_credentials, bad_request, ...
 //	defer sock.Close()
+//	save(sock.Session())  // session and refresh tokens, for a later Dial
+//	if sock.Created() { ... } // the credential created the account
 //	go func() {
 //		for p := range sock.Pushes() {
 //			handle(p)
 //		}
 //	}()
 //	out, err := sock.RPC(ctx, "taisen.echo", []byte("hi"))
+//
+// A socket opened by Login reconnects with the session token from the
+// Welcome (refreshing it over HTTP when it expired) and resumes its
+// session like any other.
+//
+// The two-step path authenticates over HTTP, then dials with the session
+// tokens; use it to connect with tokens the application saved earlier:
+//
+//	auth, err := c.AuthenticateDevice(ctx, deviceID, true)
+//	if err != nil { ... }
+//	sock, err := c.Dial(ctx, client.DialOptions{Session: auth.Session, AutoReconnect: true})
 //
 // # Errors
 //

@@ -188,6 +188,9 @@ type Socket struct {
 
 	pushes chan *realtimev1.Push
 	events chan Event
+	// created is the first Welcome's created flag; set before Dial
+	// returns, read-only afterwards.
+	created bool
 
 	ctx       context.Context // reconnection dials; canceled when the socket ends
 	cancel    context.CancelFunc
@@ -212,10 +215,21 @@ type Socket struct {
 // bounds only the dial; the socket lives until Close, Logout or a close by
 // the server. The first connection is not retried: reconnection applies to
 // established sockets.
+//
+// Login signs in and connects in one step, with the credential in Hello.
 func (c *Client) Dial(ctx context.Context, opts DialOptions) (*Socket, error) {
-	opts, err := opts.normalize(c)
+	s, err := c.dial(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial: %w", err)
+	}
+	return s, nil
+}
+
+// dial connects a socket for Dial and Login.
+func (c *Client) dial(ctx context.Context, opts DialOptions) (*Socket, error) {
+	opts, err := opts.normalize(c)
+	if err != nil {
+		return nil, err
 	}
 	s := &Socket{
 		cl:      c,
@@ -231,8 +245,9 @@ func (c *Client) Dial(ctx context.Context, opts DialOptions) (*Socket, error) {
 	}
 	wc, err := s.connect(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("client: dial: %w", err)
+		return nil, err
 	}
+	s.created = wc.welcome.GetCreated()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.welcomed(wc)
 	go s.run(wc)

@@ -24,6 +24,18 @@ const (
 	ScenarioLogin = "login"
 )
 
+// The login paths: how a session signs in before its Welcome.
+const (
+	// LoginPathHello sends the device credential in the socket's Hello
+	// (client.Login): one WebSocket upgrade and one round trip, no HTTP
+	// request. The default.
+	LoginPathHello = "hello"
+	// LoginPathHTTP authenticates over the HTTP API first, then dials the
+	// socket with the session token (client.AuthenticateDevice, then
+	// client.Dial): the two-step path, kept for comparison.
+	LoginPathHTTP = "http"
+)
+
 // Limits and defaults of a Config.
 const (
 	// MaxSessions caps the sessions of one load generator process: each
@@ -72,6 +84,9 @@ type Config struct {
 	// DefaultHold when zero. With AdminURL the hold lasts at least Settle
 	// plus the memory scrapes.
 	Duration time.Duration
+	// LoginPath is how each session signs in: LoginPathHello (the
+	// default when empty) or LoginPathHTTP. It applies to both scenarios.
+	LoginPath string
 	// Hold keeps the sessions of the login scenario until the end instead
 	// of closing each right after its Welcome.
 	Hold bool
@@ -88,8 +103,14 @@ type Config struct {
 	SourceIPs int
 	// AdminURL is the node's admin listener. When set, its /metrics are
 	// scraped before connecting and while all sessions are held, and the
-	// report includes the server's memory growth per session.
+	// report includes the server's memory growth per session; they are
+	// also scraped right before and right after the connection phase for
+	// the server's CPU time per session.
 	AdminURL string
+	// ServerKey, when set, is sent as "Authorization: Bearer <key>" with
+	// every scrape of AdminURL, for a node whose /metrics require the
+	// server key. A node that does not require it ignores it.
+	ServerKey string
 	// Settle is the wait before the held scrapes (DefaultSettle when
 	// zero).
 	Settle time.Duration
@@ -115,6 +136,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.Target == "" {
 		c.Target = DefaultTarget
+	}
+	if c.LoginPath == "" {
+		c.LoginPath = LoginPathHello
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
@@ -175,6 +199,11 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("scenario %q: want idle or login", c.Scenario))
 	}
+	switch c.LoginPath {
+	case LoginPathHello, LoginPathHTTP:
+	default:
+		errs = append(errs, fmt.Errorf("login path %q: want hello (credential in the socket's Hello) or http (HTTP authenticate, then dial)", c.LoginPath))
+	}
 	switch {
 	case c.Sessions < 1:
 		errs = append(errs, fmt.Errorf("sessions %d: want at least 1", c.Sessions))
@@ -212,6 +241,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("admin url %q: want the node's admin URL, like http://127.0.0.1:7351", c.AdminURL))
 		}
 	}
+	if strings.ContainsAny(c.ServerKey, "\r\n") {
+		errs = append(errs, errors.New("server key: must be one line"))
+	}
 	if c.Settle < 0 || c.ConnectTimeout < 0 || c.DialTimeout < 0 || c.MaxRunTime < 0 {
 		errs = append(errs, errors.New("settle, connect timeout, dial timeout and max run time must not be negative"))
 	}
@@ -242,7 +274,9 @@ func (c Config) holdDuration() time.Duration {
 func (c Config) runDeadline() time.Duration {
 	d := c.ConnectTimeout + c.holdDuration() + 30*time.Second
 	if c.AdminURL != "" {
-		d += scrapeCount * (scrapeInterval + scrapeTimeout)
+		// The baseline and held scrapes, and the CPU scrapes around the
+		// connection phase.
+		d += scrapeCount*(scrapeInterval+scrapeTimeout) + 2*scrapeTimeout
 	}
 	return min(d, c.MaxRunTime)
 }

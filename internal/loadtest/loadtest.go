@@ -1,9 +1,10 @@
-// Package loadtest is the swarm behind `taisen loadtest`: it authenticates
-// and connects many sessions to a taisen node through the public Go SDK
-// (package client), holds them or closes them according to a scenario,
-// measures authenticate-to-Welcome latency, echo RPC round trips and,
-// through the node's admin /metrics, the server's memory growth per held
-// session, and returns a Report.
+// Package loadtest is the swarm behind `taisen loadtest`: it signs in and
+// connects many sessions to a taisen node through the public Go SDK
+// (package client), with the credential in the socket's Hello or over HTTP
+// first, holds them or closes them according to a scenario, measures
+// login-to-Welcome latency, echo RPC round trips and, through the node's
+// admin /metrics, the server's CPU time per login and memory growth per
+// held session, and returns a Report.
 //
 // A run is bounded in every direction: at most MaxSessions sessions per
 // process, at most Concurrency sessions being set up at once, an optional
@@ -79,6 +80,7 @@ type runner struct {
 	progress io.Writer
 	cl       *client.Client
 	hc       *http.Client
+	metrics  scraper
 	sources  []netip.Addr
 
 	phase     atomic.Value // string
@@ -117,9 +119,11 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 	r.cl = cl
 	r.sources = sourceAddrs(cfg.Target, cfg.SourceIPs, r.log)
 
+	r.metrics = scraper{hc: r.hc, adminURL: cfg.AdminURL, key: cfg.ServerKey}
+
 	var baseline serverSample
 	if cfg.AdminURL != "" {
-		if baseline, err = scrapeMedian(ctx, r.hc, cfg.AdminURL); err != nil {
+		if baseline, err = r.metrics.scrapeMedian(ctx); err != nil {
 			return nil, fmt.Errorf("loadtest: baseline: %w", err)
 		}
 	}
@@ -135,15 +139,32 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 	rep := &Report{
 		Scenario:       cfg.Scenario,
 		Target:         cfg.Target,
+		LoginPath:      cfg.LoginPath,
 		SessionsTarget: cfg.Sessions,
 		StartedAt:      startedAt.UTC(),
 		GoVersion:      runtime.Version(),
 	}
 
-	// Connect.
+	// Connect, between two scrapes of the server's CPU time.
+	var cpuBefore serverSample
+	if cfg.AdminURL != "" {
+		if cpuBefore, err = r.metrics.scrape(ctx); err != nil {
+			return nil, fmt.Errorf("loadtest: cpu before connecting: %w", err)
+		}
+	}
 	r.phase.Store("connect")
 	connectStart := time.Now()
 	notStarted := r.connectAll(ctx)
+	if cfg.AdminURL != "" {
+		if cpuAfter, err := r.metrics.scrape(ctx); err != nil {
+			r.fail("metrics", "scrape", err, 1)
+		} else {
+			r.mu.Lock()
+			welcomed := len(r.latencies)
+			r.mu.Unlock()
+			rep.setServerCPU(cpuBefore, cpuAfter, welcomed)
+		}
+	}
 	// The pooled HTTP connections of the authentications would otherwise
 	// count in the server's footprint while holding.
 	r.hc.CloseIdleConnections()
@@ -286,22 +307,34 @@ func (r *runner) connectAll(ctx context.Context) int {
 	return 0
 }
 
-// session authenticates and connects session i.
+// session signs in and connects session i by the configured login path.
 func (r *runner) session(ctx context.Context, i int) {
 	start := time.Now()
-	auth, err := r.cl.AuthenticateDevice(ctx, DeviceID(r.cfg.RunID, i), true)
-	if err != nil {
-		r.fail("auth", errorKind(err), err, 1)
-		return
-	}
-	opts := client.DialOptions{Session: auth.GetSession(), PushBuffer: 16, ClientVersion: "taisen-loadtest"}
+	opts := client.DialOptions{PushBuffer: 16, ClientVersion: "taisen-loadtest"}
 	if len(r.sources) > 0 {
 		opts.LocalAddr = r.sources[i%len(r.sources)]
 	}
-	sock, err := r.cl.Dial(ctx, opts)
-	if err != nil {
-		r.fail("dial", errorKind(err), err, 1)
-		return
+	var (
+		sock *client.Socket
+		err  error
+	)
+	switch r.cfg.LoginPath {
+	case LoginPathHTTP:
+		auth, aerr := r.cl.AuthenticateDevice(ctx, DeviceID(r.cfg.RunID, i), true)
+		if aerr != nil {
+			r.fail("auth", errorKind(aerr), aerr, 1)
+			return
+		}
+		opts.Session = auth.GetSession()
+		if sock, err = r.cl.Dial(ctx, opts); err != nil {
+			r.fail("dial", errorKind(err), err, 1)
+			return
+		}
+	default:
+		if sock, err = r.cl.Login(ctx, client.DeviceCredential(DeviceID(r.cfg.RunID, i), true), opts); err != nil {
+			r.fail("login", errorKind(err), err, 1)
+			return
+		}
 	}
 	now := time.Now()
 	lat := float64(now.Sub(start)) / float64(time.Millisecond)
@@ -360,7 +393,7 @@ func (r *runner) hold(ctx context.Context, baseline serverSample) *ServerStats {
 				return
 			case <-t.C:
 			}
-			held, err := scrapeMedian(hctx, r.hc, cfg.AdminURL)
+			held, err := r.metrics.scrapeMedian(hctx)
 			if err != nil {
 				r.fail("metrics", "scrape", err, 1)
 				return

@@ -3,7 +3,12 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,22 +78,85 @@ func TestRunIdleWithRPCs(t *testing.T) {
 	require.Eventually(t, func() bool { return n.Gateway().Stats().Sessions == 0 }, 5*time.Second, 50*time.Millisecond)
 }
 
+// requestCounter is a reverse proxy in front of a node that counts the
+// requests of each path it passes on.
+type requestCounter struct {
+	mu    sync.Mutex
+	paths map[string]int
+	proxy *httputil.ReverseProxy
+}
+
+func (rc *requestCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc.mu.Lock()
+	rc.paths[r.URL.Path]++
+	rc.mu.Unlock()
+	rc.proxy.ServeHTTP(w, r)
+}
+
+func (rc *requestCounter) count(path string) int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.paths[path]
+}
+
+// countRequests starts a proxy to target and returns its URL.
+func countRequests(t *testing.T, target string) (string, *requestCounter) {
+	t.Helper()
+	u, err := url.Parse(target)
+	require.NoError(t, err)
+	rc := &requestCounter{paths: make(map[string]int), proxy: httputil.NewSingleHostReverseProxy(u)}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	return srv.URL, rc
+}
+
 func TestRunLoginStorm(t *testing.T) {
 	n := taisentest.StartNode(t, taisentest.Options{})
-	r, err := Run(context.Background(), Config{
-		Target:   n.ClientURL,
-		Scenario: ScenarioLogin,
-		Sessions: 50,
-		Rate:     200,
-	}, nil)
-	require.NoError(t, err)
-	checkReport(t, r, ScenarioLogin, 50)
-	assert.Nil(t, r.Server)
-	assert.Zero(t, r.RPC.Count)
-	assert.Zero(t, r.HoldS)
-	// 50 sessions at 200/s take about a quarter of a second to start.
-	assert.GreaterOrEqual(t, r.ConnectS, 0.2)
-	require.Eventually(t, func() bool { return n.Gateway().Stats().Sessions == 0 }, 5*time.Second, 50*time.Millisecond)
+	const authPath = "/taisen.api.v1.AuthService/Authenticate"
+	for _, tc := range []struct {
+		path      string
+		wantAuths int
+	}{
+		{path: "", wantAuths: 0}, // the default: hello
+		{path: LoginPathHello, wantAuths: 0},
+		{path: LoginPathHTTP, wantAuths: 50},
+	} {
+		t.Run("path="+tc.path, func(t *testing.T) {
+			target, rc := countRequests(t, n.ClientURL)
+			r, err := Run(context.Background(), Config{
+				Target:    target,
+				AdminURL:  n.AdminURL,
+				Scenario:  ScenarioLogin,
+				LoginPath: tc.path,
+				Sessions:  50,
+				Rate:      200,
+			}, nil)
+			require.NoError(t, err)
+			t.Logf("summary:\n%s", r.Summary())
+			checkReport(t, r, ScenarioLogin, 50)
+			want := tc.path
+			if want == "" {
+				want = LoginPathHello
+			}
+			assert.Equal(t, want, r.LoginPath)
+			assert.Equal(t, tc.wantAuths, rc.count(authPath), "HTTP authenticate requests")
+			assert.Equal(t, 50, rc.count("/ws"), "socket upgrades")
+			assert.Nil(t, r.Server)
+			assert.Zero(t, r.RPC.Count)
+			assert.Zero(t, r.HoldS)
+			// 50 sessions at 200/s take about a quarter of a second to start.
+			assert.GreaterOrEqual(t, r.ConnectS, 0.2)
+
+			// The CPU time comes from the node's process_cpu_seconds_total
+			// (here the test process's, swarm included).
+			require.NotNil(t, r.ServerCPUSeconds)
+			require.NotNil(t, r.ServerCPUMicrosPerSession)
+			assert.Positive(t, *r.ServerCPUSeconds)
+			assert.InDelta(t, *r.ServerCPUSeconds*1e6/50, *r.ServerCPUMicrosPerSession, 0.05*1e6/50+0.1)
+			assert.Contains(t, r.Summary(), "us per session")
+			require.Eventually(t, func() bool { return n.Gateway().Stats().Sessions == 0 }, 5*time.Second, 50*time.Millisecond)
+		})
+	}
 }
 
 func TestRunLoginHoldJSON(t *testing.T) {
@@ -124,10 +192,36 @@ func TestRunCanceled(t *testing.T) {
 }
 
 func TestRunUnreachableTarget(t *testing.T) {
-	r, err := Run(context.Background(), Config{Target: "http://127.0.0.1:1", Scenario: ScenarioLogin, Sessions: 5, DialTimeout: 2 * time.Second}, nil)
+	for _, tc := range []struct{ path, phase string }{{LoginPathHTTP, "auth"}, {LoginPathHello, "login"}} {
+		r, err := Run(context.Background(), Config{Target: "http://127.0.0.1:1", Scenario: ScenarioLogin, LoginPath: tc.path, Sessions: 5, DialTimeout: 2 * time.Second}, nil)
+		require.NoError(t, err)
+		assert.Zero(t, r.SessionsOK)
+		assert.Equal(t, 5, r.Errors)
+		assert.Equal(t, 5, r.ErrorsByKind[tc.phase+"_unavailable"]+r.ErrorsByKind[tc.phase+"_refused"], "%s: %v", tc.path, r.ErrorsByKind)
+		assert.Equal(t, Percentiles{}, r.LatencyMS)
+		assert.Nil(t, r.ServerCPUMicrosPerSession, "no --admin, no cpu")
+	}
+}
+
+// The idle scenario signs in by either path too, and reports the CPU of
+// its connection phase; a server key the node does not ask for is
+// harmless.
+func TestRunIdleHTTPPathCPU(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	r, err := Run(context.Background(), Config{
+		Target:    n.ClientURL,
+		AdminURL:  n.AdminURL,
+		ServerKey: n.ServerKey, // not required by this node: harmless
+		Scenario:  ScenarioIdle,
+		LoginPath: LoginPathHTTP,
+		Sessions:  30,
+		Duration:  time.Second,
+		Settle:    200 * time.Millisecond,
+	}, nil)
 	require.NoError(t, err)
-	assert.Zero(t, r.SessionsOK)
-	assert.Equal(t, 5, r.Errors)
-	assert.Equal(t, 5, r.ErrorsByKind["auth_unavailable"]+r.ErrorsByKind["auth_refused"], "%v", r.ErrorsByKind)
-	assert.Equal(t, Percentiles{}, r.LatencyMS)
+	checkReport(t, r, ScenarioIdle, 30)
+	assert.Equal(t, LoginPathHTTP, r.LoginPath)
+	require.NotNil(t, r.Server)
+	require.NotNil(t, r.ServerCPUMicrosPerSession)
+	assert.Positive(t, *r.ServerCPUMicrosPerSession)
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"syscall"
@@ -60,6 +62,11 @@ func TestConfigValidate(t *testing.T) {
 		{name: "negative duration", edit: func(c *Config) { c.Duration = -time.Second }, wantErr: "duration"},
 		{name: "duration over cap", edit: func(c *Config) { c.Duration = time.Hour }, wantErr: "over the max run time"},
 		{name: "concurrency", edit: func(c *Config) { c.Concurrency = 10000 }, wantErr: "concurrency"},
+		{name: "login path http", edit: func(c *Config) { c.LoginPath = LoginPathHTTP }},
+		{name: "login path hello", edit: func(c *Config) { c.LoginPath = LoginPathHello }},
+		{name: "bad login path", edit: func(c *Config) { c.LoginPath = "grpc" }, wantErr: `login path "grpc"`},
+		{name: "server key", edit: func(c *Config) { c.ServerKey = "0123456789abcdef" }},
+		{name: "two-line server key", edit: func(c *Config) { c.ServerKey = "0123456789abcdef\n" }, wantErr: "server key: must be one line"},
 		{name: "several problems", edit: func(c *Config) { c.Scenario = ""; c.Sessions = -1 }, wantErr: "sessions -1"},
 	}
 	for _, tt := range tests {
@@ -86,6 +93,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, DefaultSettle, c.Settle)
 	assert.Equal(t, DefaultMaxRunTime, c.MaxRunTime)
 	assert.Equal(t, client.FormatBinary, c.Format)
+	assert.Equal(t, LoginPathHello, c.LoginPath)
 	assert.Equal(t, time.Minute+10*time.Second, c.ConnectTimeout)
 	assert.NotNil(t, c.Logger)
 
@@ -137,16 +145,19 @@ go_goroutines 42
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 1.2345678e+07
 taisen_sessions_active 3
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 12.34
 taisen_session_closes_total{reason="client_gone"} 5
 taisen_session_closes_total{reason="a } tricky \" label",other="x"} 7 1700000000000
 go_goroutines_other 1
 `
-	m, err := parseMetrics(strings.NewReader(text), metricRSS, metricGoroutines, metricSessions, "taisen_session_closes_total", "absent")
+	m, err := parseMetrics(strings.NewReader(text), metricRSS, metricGoroutines, metricSessions, metricCPU, "taisen_session_closes_total", "absent")
 	require.NoError(t, err)
 	assert.Equal(t, map[string]float64{
 		metricRSS:                     12345678,
 		metricGoroutines:              42,
 		metricSessions:                3,
+		metricCPU:                     12.34,
 		"taisen_session_closes_total": 12,
 	}, m)
 
@@ -173,6 +184,86 @@ func TestNewServerStats(t *testing.T) {
 	st = newServerStats(serverSample{rss: 1000}, serverSample{rss: 3000}, 2)
 	assert.Equal(t, int64(1000), st.RSSPerSessionBytes)
 	assert.Zero(t, newServerStats(serverSample{}, serverSample{}, 0).RSSPerSessionBytes)
+}
+
+func TestSetServerCPU(t *testing.T) {
+	cpu := func(s float64) serverSample { return serverSample{cpu: s, hasCPU: true} }
+	tests := []struct {
+		name            string
+		before, after   serverSample
+		welcomed        int
+		wantS, wantUSPS float64 // -1: absent
+	}{
+		{name: "15000 logins", before: cpu(10), after: cpu(14.5), welcomed: 15000, wantS: 4.5, wantUSPS: 300},
+		{name: "rounded to a tenth", before: cpu(1), after: cpu(1.01), welcomed: 3, wantS: 0.01, wantUSPS: 3333.3},
+		{name: "no cpu used", before: cpu(2), after: cpu(2), welcomed: 10, wantS: 0, wantUSPS: 0},
+		{name: "nobody welcomed", before: cpu(2), after: cpu(3), welcomed: 0, wantS: 1, wantUSPS: -1},
+		{name: "counter went back (restart)", before: cpu(5), after: cpu(1), welcomed: 10, wantS: -1, wantUSPS: -1},
+		{name: "not exported", before: serverSample{rss: 1}, after: serverSample{rss: 2}, welcomed: 10, wantS: -1, wantUSPS: -1},
+		{name: "not exported after", before: cpu(1), after: serverSample{rss: 2}, welcomed: 10, wantS: -1, wantUSPS: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r Report
+			r.setServerCPU(tt.before, tt.after, tt.welcomed)
+			if tt.wantS < 0 {
+				assert.Nil(t, r.ServerCPUSeconds)
+			} else {
+				require.NotNil(t, r.ServerCPUSeconds)
+				assert.InDelta(t, tt.wantS, *r.ServerCPUSeconds, 1e-9)
+			}
+			if tt.wantUSPS < 0 {
+				assert.Nil(t, r.ServerCPUMicrosPerSession)
+			} else {
+				require.NotNil(t, r.ServerCPUMicrosPerSession)
+				assert.InDelta(t, tt.wantUSPS, *r.ServerCPUMicrosPerSession, 1e-9)
+			}
+		})
+	}
+}
+
+// metricsNeedingKey serves a fixed exposition to requests that present
+// key as a bearer token, like a node started with metrics authentication.
+func metricsNeedingKey(t *testing.T, key string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+key {
+			http.Error(w, "unauthenticated", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintln(w, "process_resident_memory_bytes 1000\nprocess_cpu_seconds_total 2.5\ngo_goroutines 7")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestScrapeSendsServerKey(t *testing.T) {
+	const key = "0123456789abcdef-key"
+	admin := metricsNeedingKey(t, key)
+	ctx := context.Background()
+
+	s, err := scraper{hc: http.DefaultClient, adminURL: admin, key: key}.scrape(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, serverSample{rss: 1000, goroutines: 7, cpu: 2.5, hasCPU: true}, s)
+
+	_, err = scraper{hc: http.DefaultClient, adminURL: admin}.scrape(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "401")
+	assert.Contains(t, err.Error(), "--server-key")
+
+	_, err = scraper{hc: http.DefaultClient, adminURL: admin, key: "wrong-key-wrong-key"}.scrape(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "refused the server key")
+
+	// Run fails up front, with the same advice, when the key is missing.
+	_, err = Run(ctx, Config{Target: "http://127.0.0.1:1", AdminURL: admin, Scenario: ScenarioLogin, Sessions: 1}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--server-key")
+	http.DefaultClient.CloseIdleConnections()
 }
 
 func TestErrorKind(t *testing.T) {
@@ -217,7 +308,20 @@ func TestReportJSON(t *testing.T) {
 		assert.Contains(t, server, k)
 	}
 	assert.NotContains(t, buf.String(), "aborted")
+	assert.NotContains(t, buf.String(), "server_cpu", "absent without --admin")
 	assert.Contains(t, r.Summary(), "scenario idle")
+
+	r.LoginPath = LoginPathHello
+	r.setServerCPU(serverSample{cpu: 1, hasCPU: true}, serverSample{cpu: 4, hasCPU: true}, 10000)
+	buf.Reset()
+	require.NoError(t, r.WriteJSON(&buf))
+	m = nil
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &m))
+	assert.Equal(t, "hello", m["login_path"])
+	assert.Equal(t, 300.0, m["server_cpu_us_per_session"])
+	assert.Equal(t, 3.0, m["server_cpu_s"])
+	assert.Contains(t, r.Summary(), "server cpu: 300.0 us per session")
+	assert.Contains(t, r.Summary(), "login path hello")
 }
 
 func TestDeviceIDsMeetServerRules(t *testing.T) {

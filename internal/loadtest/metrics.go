@@ -17,6 +17,7 @@ const (
 	metricRSS        = "process_resident_memory_bytes"
 	metricGoroutines = "go_goroutines"
 	metricSessions   = "taisen_sessions_active"
+	metricCPU        = "process_cpu_seconds_total"
 )
 
 // How the server is measured while the sessions are held.
@@ -90,10 +91,24 @@ func splitSample(line string) (name, rest string, ok bool) {
 // serverSample is one scrape of the server metrics a run reads.
 type serverSample struct {
 	rss, goroutines, sessions float64
+	// cpu is the server's user and system CPU time so far, in seconds;
+	// hasCPU is false when the server does not export it.
+	cpu    float64
+	hasCPU bool
+}
+
+// scraper reads a node's admin /metrics.
+type scraper struct {
+	hc       *http.Client
+	adminURL string
+	// key, when set, is sent as a bearer token for a node whose /metrics
+	// require the server key.
+	key string
 }
 
 // scrape reads the server's /metrics once.
-func scrape(ctx context.Context, hc *http.Client, adminURL string) (serverSample, error) {
+func (sc scraper) scrape(ctx context.Context) (serverSample, error) {
+	hc, adminURL := sc.hc, sc.adminURL
 	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(adminURL, "/")+"/metrics", nil)
@@ -101,27 +116,38 @@ func scrape(ctx context.Context, hc *http.Client, adminURL string) (serverSample
 		return serverSample{}, fmt.Errorf("scrape metrics: %w", err)
 	}
 	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	if sc.key != "" {
+		req.Header.Set("Authorization", "Bearer "+sc.key)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return serverSample{}, fmt.Errorf("scrape metrics: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		hint := "the node's /metrics require the server key: pass --server-key or set TAISEN_SERVER_KEY"
+		if sc.key != "" {
+			hint = "the node refused the server key given"
+		}
+		return serverSample{}, fmt.Errorf("scrape metrics: %s from %s/metrics: %s", resp.Status, adminURL, hint)
+	case resp.StatusCode != http.StatusOK:
 		return serverSample{}, fmt.Errorf("scrape metrics: %s from %s/metrics", resp.Status, adminURL)
 	}
-	m, err := parseMetrics(resp.Body, metricRSS, metricGoroutines, metricSessions)
+	m, err := parseMetrics(resp.Body, metricRSS, metricGoroutines, metricSessions, metricCPU)
 	if err != nil {
 		return serverSample{}, fmt.Errorf("scrape metrics: %w", err)
 	}
 	if _, ok := m[metricRSS]; !ok {
 		return serverSample{}, fmt.Errorf("scrape metrics: %s/metrics has no %s (is the process collector registered?)", adminURL, metricRSS)
 	}
-	return serverSample{rss: m[metricRSS], goroutines: m[metricGoroutines], sessions: m[metricSessions]}, nil
+	cpu, hasCPU := m[metricCPU]
+	return serverSample{rss: m[metricRSS], goroutines: m[metricGoroutines], sessions: m[metricSessions], cpu: cpu, hasCPU: hasCPU}, nil
 }
 
 // scrapeMedian scrapes scrapeCount times, scrapeInterval apart, and
-// returns the median of each metric.
-func scrapeMedian(ctx context.Context, hc *http.Client, adminURL string) (serverSample, error) {
+// returns the median of each gauge (the CPU time of the last scrape).
+func (sc scraper) scrapeMedian(ctx context.Context) (serverSample, error) {
 	var samples []serverSample
 	for i := range scrapeCount {
 		if i > 0 {
@@ -133,7 +159,7 @@ func scrapeMedian(ctx context.Context, hc *http.Client, adminURL string) (server
 			case <-t.C:
 			}
 		}
-		s, err := scrape(ctx, hc, adminURL)
+		s, err := sc.scrape(ctx)
 		if err != nil {
 			return serverSample{}, err
 		}
@@ -150,6 +176,8 @@ func scrapeMedian(ctx context.Context, hc *http.Client, adminURL string) (server
 		rss:        med(func(s serverSample) float64 { return s.rss }),
 		goroutines: med(func(s serverSample) float64 { return s.goroutines }),
 		sessions:   med(func(s serverSample) float64 { return s.sessions }),
+		cpu:        samples[len(samples)-1].cpu,
+		hasCPU:     samples[len(samples)-1].hasCPU,
 	}, nil
 }
 

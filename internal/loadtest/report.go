@@ -14,9 +14,10 @@ import (
 // Report is the result of a run, written as JSON by `taisen loadtest
 // --json`.
 type Report struct {
-	// Scenario and Target repeat the configuration.
-	Scenario string `json:"scenario"`
-	Target   string `json:"target"`
+	// Scenario, Target and LoginPath repeat the configuration.
+	Scenario  string `json:"scenario"`
+	Target    string `json:"target"`
+	LoginPath string `json:"login_path"`
 	// SessionsTarget is the number of sessions asked for.
 	SessionsTarget int `json:"sessions_target"`
 	// SessionsOK counts sessions that went through the scenario: welcomed
@@ -24,8 +25,10 @@ type Report struct {
 	SessionsOK int `json:"sessions_ok"`
 	// Errors counts failed sessions, dropped held sessions and sessions
 	// never started before the deadline; ErrorsByKind splits them by
-	// phase and cause ("auth_invalid_credentials", "dial_timeout",
-	// "hold_closed_slow", ...) and ErrorSamples keeps one message per kind.
+	// phase and cause ("auth_invalid_credentials", "dial_timeout" on the
+	// http login path; "login_invalid_credentials", "login_timeout" on the
+	// hello path; "hold_closed_slow", ...) and ErrorSamples keeps one
+	// message per kind.
 	Errors       int               `json:"errors"`
 	ErrorsByKind map[string]int    `json:"errors_by_kind"`
 	ErrorSamples map[string]string `json:"error_samples,omitempty"`
@@ -37,11 +40,23 @@ type Report struct {
 	HoldS    float64 `json:"hold_s"`
 	// DurationS is the wall time of the whole run.
 	DurationS float64 `json:"duration_s"`
-	// LatencyMS is authenticate start to Welcome received, per session.
+	// LatencyMS is login start (the HTTP authenticate, or the socket dial
+	// on the hello path) to Welcome received, per session.
 	LatencyMS Percentiles `json:"latency_ms"`
 	// RPC describes the echo RPCs sent while holding.
 	RPC RPCStats `json:"rpc"`
-	// Server is measured through AdminURL; absent without it.
+	// ServerCPUSeconds is the server's CPU time (user + system, from
+	// process_cpu_seconds_total on AdminURL) from right before the
+	// connection phase to right after it; absent without AdminURL. In the
+	// login scenario without hold the phase includes closing each socket.
+	ServerCPUSeconds *float64 `json:"server_cpu_s,omitempty"`
+	// ServerCPUMicrosPerSession is ServerCPUSeconds in microseconds
+	// divided by the sessions welcomed during the phase: the server's cost
+	// of one login. Absent without AdminURL or when no session was
+	// welcomed.
+	ServerCPUMicrosPerSession *float64 `json:"server_cpu_us_per_session,omitempty"`
+	// Server is measured through AdminURL while holding; absent without
+	// it.
 	Server *ServerStats `json:"server,omitempty"`
 	// Aborted says why the run stopped early, if it did.
 	Aborted string `json:"aborted,omitempty"`
@@ -106,6 +121,22 @@ func newServerStats(base, held serverSample, heldSessions int) *ServerStats {
 	return st
 }
 
+// setServerCPU fills the CPU fields of r from the scrapes before and
+// after the connection phase, during which welcomed sessions were
+// welcomed. It leaves them absent when the server does not export its CPU
+// time or the counter went backwards (a restarted server).
+func (r *Report) setServerCPU(before, after serverSample, welcomed int) {
+	if !before.hasCPU || !after.hasCPU || after.cpu < before.cpu {
+		return
+	}
+	d := round3(after.cpu - before.cpu)
+	r.ServerCPUSeconds = &d
+	if welcomed > 0 {
+		us := math.Round((after.cpu-before.cpu)*1e6/float64(welcomed)*10) / 10
+		r.ServerCPUMicrosPerSession = &us
+	}
+}
+
 // percentiles computes exact nearest-rank percentiles of samples (in any
 // order; not modified), rounded to the microsecond.
 func percentiles(samples []float64) Percentiles {
@@ -144,10 +175,17 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // Summary is a few lines for humans.
 func (r *Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario %s against %s: %d/%d sessions ok, %d errors, %.1f connects/s, %.1fs\n",
-		r.Scenario, r.Target, r.SessionsOK, r.SessionsTarget, r.Errors, r.ConnectRatePerS, r.DurationS)
-	fmt.Fprintf(&b, "latency (authenticate to welcome) ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+	fmt.Fprintf(&b, "scenario %s (login path %s) against %s: %d/%d sessions ok, %d errors, %.1f connects/s, %.1fs\n",
+		r.Scenario, r.LoginPath, r.Target, r.SessionsOK, r.SessionsTarget, r.Errors, r.ConnectRatePerS, r.DurationS)
+	fmt.Fprintf(&b, "latency (login start to welcome) ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
 		r.LatencyMS.P50, r.LatencyMS.P90, r.LatencyMS.P99, r.LatencyMS.Max)
+	if r.ServerCPUSeconds != nil {
+		per := "n/a"
+		if r.ServerCPUMicrosPerSession != nil {
+			per = fmt.Sprintf("%.1f", *r.ServerCPUMicrosPerSession)
+		}
+		fmt.Fprintf(&b, "server cpu: %s us per session (%.3fs of cpu during the connection phase)\n", per, *r.ServerCPUSeconds)
+	}
 	if r.RPC.Count > 0 {
 		fmt.Fprintf(&b, "echo rpc: %d sent, %d errors, %d skipped; ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
 			r.RPC.Count, r.RPC.Errors, r.RPC.Skipped, r.RPC.LatencyMS.P50, r.RPC.LatencyMS.P90, r.RPC.LatencyMS.P99, r.RPC.LatencyMS.Max)

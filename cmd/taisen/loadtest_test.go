@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startServe runs `taisen serve` on free ports with the given server key
+// and returns its client and admin addresses once it is ready.
+func startServe(t *testing.T, serverKey string) (clientAddr, adminAddr string) {
+	t.Helper()
+	clientAddr, adminAddr = freeAddr(t), freeAddr(t)
+	var logs bytes.Buffer
+	srv := exec.Command(binary, "serve", "--data", filepath.Join(t.TempDir(), "data"),
+		"--client-addr", clientAddr, "--admin-addr", adminAddr, "--log-level", "warn")
+	srv.Env = append(os.Environ(), "TAISEN_SERVER_KEY="+serverKey)
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _, _ = srv.Process.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + adminAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return clientAddr, adminAddr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLoadtestServerCPU runs a login storm by each path against a node in
+// its own process, so the CPU time read from its /metrics is the server's
+// alone, with the server key given through the environment.
+func TestLoadtestServerCPU(t *testing.T) {
+	const key = "loadtest-test-server-key-0123456789"
+	clientAddr, adminAddr := startServe(t, key)
+	for _, path := range []string{"hello", "http"} {
+		t.Run(path, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			lt := exec.CommandContext(ctx, binary, "loadtest", "--target", "http://"+clientAddr, "--admin", "http://"+adminAddr,
+				"--scenario", "login", "--login-path", path, "--sessions", "50", "--json", "-")
+			lt.Env = append(os.Environ(), "TAISEN_SERVER_KEY="+key)
+			var stdout, stderr bytes.Buffer
+			lt.Stdout, lt.Stderr = &stdout, &stderr
+			if err := lt.Run(); err != nil {
+				t.Fatalf("loadtest: %v\n%s%s", err, stdout.String(), stderr.String())
+			}
+			out := stdout.String()
+			if !strings.Contains(out, "us per session") {
+				t.Errorf("the summary lacks the server cpu:\n%s", out)
+			}
+			var r struct {
+				LoginPath     string   `json:"login_path"`
+				SessionsOK    int      `json:"sessions_ok"`
+				CPUSeconds    *float64 `json:"server_cpu_s"`
+				CPUPerSession *float64 `json:"server_cpu_us_per_session"`
+			}
+			if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r); err != nil {
+				t.Fatalf("report: %v\n%s", err, out)
+			}
+			if r.LoginPath != path || r.SessionsOK != 50 || r.CPUSeconds == nil || r.CPUPerSession == nil || *r.CPUPerSession <= 0 {
+				t.Fatalf("report = %+v\n%s", r, out)
+			}
+			// A login costs the server well under the 10 ms a second of
+			// CPU time would mean for 100 logins/s, and the figure is the
+			// phase's CPU time spread over its sessions.
+			if *r.CPUPerSession > 10000 {
+				t.Errorf("server cpu per session %.1f us is implausible", *r.CPUPerSession)
+			}
+			if want := *r.CPUSeconds * 1e6 / 50; *r.CPUPerSession < want-1000 || *r.CPUPerSession > want+1000 {
+				t.Errorf("server cpu per session %.1f us, but %.3f s over 50 sessions is %.1f", *r.CPUPerSession, *r.CPUSeconds, want)
+			}
+		})
+	}
+}
+
+func TestLoadtestBadLoginPath(t *testing.T) {
+	out, err := exec.Command(binary, "loadtest", "--scenario", "login", "--login-path", "grpc").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), `login path "grpc"`) {
+		t.Errorf("err %v, output:\n%s", err, out)
+	}
+}
