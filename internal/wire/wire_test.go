@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -177,5 +178,39 @@ func FuzzDecodeServerFrame(f *testing.F) {
 		if _, err := Marshal(format, nil, fr); err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
+	})
+}
+
+// FuzzFormatFromRequest checks, for any query and offer, that the echoed
+// subprotocol is one the client offered and names the chosen format.
+func FuzzFormatFromRequest(f *testing.F) {
+	f.Add("format=json", "taisen.proto, taisen.json")
+	f.Add("", "taisen.json")
+	f.Add("format=xml", "")
+	f.Fuzz(func(t *testing.T, query, offer string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		offered := strings.Split(offer, ",")
+		format, sub, err := FormatFromRequest(q, offered)
+		if err != nil {
+			if !errors.Is(err, ErrBadFormat) {
+				t.Fatalf("err = %v, want ErrBadFormat", err)
+			}
+			return
+		}
+		if sub == "" {
+			return
+		}
+		if sub != format.Subprotocol() {
+			t.Fatalf("echoed %q for format %v", sub, format)
+		}
+		for _, p := range offered {
+			if strings.TrimSpace(p) == sub {
+				return
+			}
+		}
+		t.Fatalf("echoed %q, which %q does not offer", sub, offer)
 	})
 }
