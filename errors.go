@@ -72,7 +72,10 @@ func NewError(code Code, format string, args ...any) *Error {
 
 // Error implements error: "not_found: no item 42".
 func (e *Error) Error() string {
-	s := apierr.CodeName(e.Code) + ": " + e.Message
+	s := apierr.CodeName(e.Code)
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}

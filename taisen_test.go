@@ -193,6 +193,9 @@ func TestErrorIs(t *testing.T) {
 	if !errors.Is(e, cause) || e.Error() != "not_found: no item: row missing" {
 		t.Errorf("cause: Is %v, Error() %q", errors.Is(e, cause), e.Error())
 	}
+	if got := (&taisen.Error{Code: taisen.CodeConflict}).Error(); got != "conflict" {
+		t.Errorf("Error() without a message = %q", got)
+	}
 	if m := taisen.NewError(taisen.CodeBadRequest, "100%").Message; m != "100%" {
 		t.Errorf("NewError without args formatted the message: %q", m)
 	}
