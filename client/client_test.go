@@ -302,6 +302,8 @@ func TestShouldReconnect(t *testing.T) {
 		realtimev1.CloseReason_CLOSE_REASON_KICKED:      true,
 		realtimev1.CloseReason_CLOSE_REASON_NORMAL:      true,
 		realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED: true,
+		// The client has a bug or is abusive: reconnecting repeats it.
+		realtimev1.CloseReason_CLOSE_REASON_POLICY_VIOLATION: true,
 	}
 	for v := range realtimev1.CloseReason_name {
 		r := realtimev1.CloseReason(v)

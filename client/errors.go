@@ -13,12 +13,41 @@ import (
 	"github.com/taisen-dev/taisen/internal/wire"
 )
 
+// Code is a stable error code of the protocol (the append-only table
+// ErrorCode of taisen.realtime.v1; docs/protocol.md §8). The constants below
+// name every code; a server may send codes newer than this package: treat
+// an unknown one like CodeInternal.
+type Code = realtimev1.ErrorCode
+
+// The error codes, as in docs/protocol.md §8. The server's game code
+// returns the same values (taisen.CodeNotFound is CodeNotFound).
+const (
+	CodeInternal             Code = realtimev1.ErrorCode_ERROR_CODE_INTERNAL
+	CodeBadRequest           Code = realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST
+	CodeUnauthenticated      Code = realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED
+	CodeInvalidCredentials   Code = realtimev1.ErrorCode_ERROR_CODE_INVALID_CREDENTIALS
+	CodeTokenExpired         Code = realtimev1.ErrorCode_ERROR_CODE_TOKEN_EXPIRED
+	CodeNotFound             Code = realtimev1.ErrorCode_ERROR_CODE_NOT_FOUND
+	CodeAlreadyExists        Code = realtimev1.ErrorCode_ERROR_CODE_ALREADY_EXISTS
+	CodeRateLimited          Code = realtimev1.ErrorCode_ERROR_CODE_RATE_LIMITED
+	CodeTooManyInFlight      Code = realtimev1.ErrorCode_ERROR_CODE_TOO_MANY_IN_FLIGHT
+	CodeUnknownRPC           Code = realtimev1.ErrorCode_ERROR_CODE_UNKNOWN_RPC
+	CodePermissionDenied     Code = realtimev1.ErrorCode_ERROR_CODE_PERMISSION_DENIED
+	CodeUnavailable          Code = realtimev1.ErrorCode_ERROR_CODE_UNAVAILABLE
+	CodeAlreadyAuthenticated Code = realtimev1.ErrorCode_ERROR_CODE_ALREADY_AUTHENTICATED
+	CodeBadCID               Code = realtimev1.ErrorCode_ERROR_CODE_BAD_CID
+	CodeTimeout              Code = realtimev1.ErrorCode_ERROR_CODE_TIMEOUT
+	CodeConflict             Code = realtimev1.ErrorCode_ERROR_CODE_CONFLICT
+	CodeFailedPrecondition   Code = realtimev1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION
+)
+
 // Error is an error reported by the server for a request: an HTTP API call,
 // a socket request, or the authentication of a socket. Code is stable and
-// safe to switch on; Message is for humans.
+// safe to switch on; Message is for humans. errors.Is(err,
+// &client.Error{Code: client.CodeNotFound}) checks a code.
 type Error struct {
 	// Code is the server's error code.
-	Code realtimev1.ErrorCode
+	Code Code
 	// Message is the server's explanation.
 	Message string
 	// Err is the transport error the code was decoded from, if any (for
@@ -109,20 +138,11 @@ var (
 )
 
 // ShouldReconnect reports whether a socket closed with reason r may
-// reconnect: false for replaced, kicked, normal (logout) and failed
-// authentication, true otherwise. The server states it in
-// Disconnect.reconnect; this is the fallback for a close frame that came
-// without a Disconnect.
-func ShouldReconnect(r realtimev1.CloseReason) bool {
-	switch r {
-	case realtimev1.CloseReason_CLOSE_REASON_REPLACED,
-		realtimev1.CloseReason_CLOSE_REASON_KICKED,
-		realtimev1.CloseReason_CLOSE_REASON_NORMAL,
-		realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED:
-		return false
-	}
-	return true
-}
+// reconnect: false for replaced, kicked, normal (logout), policy violation
+// and failed authentication, true otherwise. The server states it in
+// Disconnect.reconnect, from the same table; this is the fallback for a
+// close frame that came without a Disconnect.
+func ShouldReconnect(r realtimev1.CloseReason) bool { return wire.Reconnect(r) }
 
 // retryable reports whether a request or handshake that failed with code c
 // may succeed when simply tried again later.
@@ -160,8 +180,12 @@ func codeFromName(name string) (realtimev1.ErrorCode, bool) {
 // that carries no Taisen-Error-Code (a proxy, an old server).
 func codeFromConnect(c connect.Code) realtimev1.ErrorCode {
 	switch c {
-	case connect.CodeInvalidArgument, connect.CodeFailedPrecondition, connect.CodeOutOfRange:
+	case connect.CodeInvalidArgument, connect.CodeOutOfRange:
 		return realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST
+	case connect.CodeFailedPrecondition:
+		return realtimev1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION
+	case connect.CodeAborted:
+		return realtimev1.ErrorCode_ERROR_CODE_CONFLICT
 	case connect.CodeUnauthenticated:
 		return realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED
 	case connect.CodePermissionDenied:

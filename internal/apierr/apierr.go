@@ -1,8 +1,9 @@
 // Package apierr is the one client-facing error type: a stable code from the
 // append-only table realtimev1.ErrorCode and a message safe to show a
 // client. Domain packages return *Error for anything a client did wrong;
-// any other error reaches the client as ERROR_CODE_INTERNAL with a generic
-// message, and the caller logs it whole.
+// game code returns the public taisen.Error, which From recognises through
+// the ClientError interface. Any other error reaches the client as
+// ERROR_CODE_INTERNAL with a generic message, and the caller logs it whole.
 package apierr
 
 import (
@@ -35,6 +36,17 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// ClientError returns the code and message the client receives.
+func (e *Error) ClientError() (Code, string) { return e.Code, e.Message }
+
+// ClientError is an error that carries its own client-facing code and
+// message: *Error, and errors of packages that cannot use *Error directly
+// (the public taisen.Error that game code returns).
+type ClientError interface {
+	error
+	ClientError() (code Code, message string)
+}
+
 // Is matches another *Error with the same code, so errors.Is(err,
 // apierr.New(code, "")) checks the code.
 func (e *Error) Is(target error) bool {
@@ -65,18 +77,35 @@ func Internal(cause error) *Error {
 	return &Error{Code: realtimev1.ErrorCode_ERROR_CODE_INTERNAL, Message: "internal error", Err: cause}
 }
 
-// From returns err as a client-facing error: itself when it is (or wraps) an
-// *Error, otherwise Internal(err). internal reports the second case, which
-// the caller should log.
+// From returns err as a client-facing error. The first ClientError in err's
+// chain gives the code and message: an *Error is returned as it is, any
+// other ClientError is converted (keeping err as the cause). Otherwise,
+// and when a ClientError names a code the protocol does not define (or
+// UNSPECIFIED), From returns Internal(err) and internal reports it: the
+// caller should log err.
 func From(err error) (e *Error, internal bool) {
 	if err == nil {
 		return nil, false
 	}
-	var ae *Error
-	if errors.As(err, &ae) {
-		return ae, false
+	var ce ClientError
+	if errors.As(err, &ce) {
+		if ae, ok := ce.(*Error); ok {
+			return ae, false
+		}
+		code, msg := ce.ClientError()
+		if !Defined(code) {
+			return Internal(err), true
+		}
+		return &Error{Code: code, Message: msg, Err: err}, false
 	}
 	return Internal(err), true
+}
+
+// Defined reports whether c is a code of the protocol that may be sent:
+// known to this build and not UNSPECIFIED.
+func Defined(c Code) bool {
+	_, ok := realtimev1.ErrorCode_name[int32(c)]
+	return ok && c != realtimev1.ErrorCode_ERROR_CODE_UNSPECIFIED
 }
 
 // CodeName is the short lower-case name of a code ("bad_request").
@@ -115,6 +144,17 @@ var connectCodes = map[Code]connect.Code{
 	realtimev1.ErrorCode_ERROR_CODE_ALREADY_AUTHENTICATED: connect.CodeFailedPrecondition,
 	realtimev1.ErrorCode_ERROR_CODE_BAD_CID:               connect.CodeInvalidArgument,
 	realtimev1.ErrorCode_ERROR_CODE_TIMEOUT:               connect.CodeDeadlineExceeded,
+	realtimev1.ErrorCode_ERROR_CODE_CONFLICT:              connect.CodeAborted,
+	realtimev1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION:   connect.CodeFailedPrecondition,
+}
+
+// ConnectCode is the Connect (and gRPC) code the HTTP APIs answer with for
+// c; CodeUnknown for a code without a mapping.
+func ConnectCode(c Code) connect.Code {
+	if cc, ok := connectCodes[c]; ok {
+		return cc
+	}
+	return connect.CodeUnknown
 }
 
 // CodeHeader is the response header (and Connect error metadata key) that
@@ -129,11 +169,7 @@ func ToConnect(err error) error {
 		return nil
 	}
 	e, _ := From(err)
-	cc, ok := connectCodes[e.Code]
-	if !ok {
-		cc = connect.CodeUnknown
-	}
-	ce := connect.NewError(cc, errors.New(e.Message))
+	ce := connect.NewError(ConnectCode(e.Code), errors.New(e.Message))
 	ce.Meta().Set(CodeHeader, CodeName(e.Code))
 	return ce
 }

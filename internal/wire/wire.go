@@ -64,35 +64,39 @@ func ParseFormat(s string) (Format, error) {
 }
 
 // FormatFromRequest picks the format of a connecting socket from its query
-// (?format=) and offered subprotocols; the query wins. It also returns the
-// subprotocol to echo back ("" when the client offered none of ours).
+// (?format=) and offered subprotocols (Sec-WebSocket-Protocol). The query
+// wins; without it, the first of our subprotocols the client offered picks
+// the format. It also returns the subprotocol to echo back: the one naming
+// the chosen format when the client offered it, else "" (RFC 6455 lets a
+// server echo only an offered subprotocol). The only error is an unknown
+// ?format= value (ErrBadFormat).
 func FormatFromRequest(query url.Values, offered []string) (Format, string, error) {
-	var sub string
-	f := Binary
-	for _, p := range offered {
-		switch strings.TrimSpace(p) {
-		case SubprotocolJSON:
-			f, sub = JSON, SubprotocolJSON
-		case SubprotocolProto:
-			f, sub = Binary, SubprotocolProto
-		default:
-			continue
-		}
-		break
-	}
+	f, chosen := Binary, false
 	if q := query.Get("format"); q != "" {
 		qf, err := ParseFormat(q)
 		if err != nil {
 			return Binary, "", err
 		}
-		if sub != "" && qf != f {
-			// Only an offered subprotocol may be echoed (RFC 6455), and
-			// echoing none would fail the handshake in browsers.
-			return Binary, "", fmt.Errorf("%w: ?format=%s contradicts the offered subprotocol %s", ErrBadFormat, q, sub)
-		}
-		f = qf
+		f, chosen = qf, true
 	}
-	return f, sub, nil
+	for _, p := range offered {
+		var pf Format
+		switch strings.TrimSpace(p) {
+		case SubprotocolJSON:
+			pf = JSON
+		case SubprotocolProto:
+			pf = Binary
+		default:
+			continue
+		}
+		if !chosen {
+			f, chosen = pf, true
+		}
+		if pf == f {
+			return f, f.Subprotocol(), nil
+		}
+	}
+	return f, "", nil
 }
 
 var (
@@ -158,16 +162,51 @@ func DecodeServerFrame(f Format, data []byte) (*realtimev1.ServerFrame, error) {
 	return fr, nil
 }
 
-// CloseCode is the WebSocket close status for a close reason: 4000+reason.
-func CloseCode(r realtimev1.CloseReason) uint16 { return 4000 + uint16(r) }
+// standardCloseCodes are the close reasons whose WebSocket close status is
+// a standard one (RFC 6455 section 7.4.1) instead of 4000 + the reason.
+var standardCloseCodes = map[realtimev1.CloseReason]uint16{
+	realtimev1.CloseReason_CLOSE_REASON_INVALID_PAYLOAD: 1007,
+}
 
-// ReasonFromCloseCode inverts CloseCode; ok is false for statuses outside
-// taisen's range.
+// CloseCode is the WebSocket close status for a close reason: 4000 + the
+// reason's number, or the standard status of the few reasons RFC 6455
+// names (INVALID_PAYLOAD: 1007).
+func CloseCode(r realtimev1.CloseReason) uint16 {
+	if c, ok := standardCloseCodes[r]; ok {
+		return c
+	}
+	return 4000 + uint16(r)
+}
+
+// ReasonFromCloseCode inverts CloseCode; ok is false for statuses that name
+// no taisen reason (outside 4000-4999 and not in the standard table).
 func ReasonFromCloseCode(code uint16) (realtimev1.CloseReason, bool) {
+	for r, c := range standardCloseCodes {
+		if c == code {
+			return r, true
+		}
+	}
 	if code < 4000 || code > 4999 {
 		return realtimev1.CloseReason_CLOSE_REASON_UNSPECIFIED, false
 	}
 	return realtimev1.CloseReason(code - 4000), true
+}
+
+// Reconnect is the server's advice for a socket closed with reason r, as
+// sent in Disconnect.reconnect: false when reconnecting would only repeat
+// the close or undo the player's intent (NORMAL, REPLACED,
+// POLICY_VIOLATION, AUTH_FAILED, KICKED), true otherwise, including for
+// reasons this build does not know.
+func Reconnect(r realtimev1.CloseReason) bool {
+	switch r {
+	case realtimev1.CloseReason_CLOSE_REASON_NORMAL,
+		realtimev1.CloseReason_CLOSE_REASON_REPLACED,
+		realtimev1.CloseReason_CLOSE_REASON_POLICY_VIOLATION,
+		realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED,
+		realtimev1.CloseReason_CLOSE_REASON_KICKED:
+		return false
+	}
+	return true
 }
 
 // ReasonName is the short lower-case name of a close reason ("replaced").

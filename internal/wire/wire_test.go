@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -21,11 +22,18 @@ func TestFormatFromRequest(t *testing.T) {
 	}{
 		{"default", "", nil, Binary, "", false},
 		{"query json", "format=json", nil, JSON, "", false},
+		{"query proto aliases", "format=BINARY", nil, Binary, "", false},
 		{"subprotocol json", "", []string{"taisen.json"}, JSON, "taisen.json", false},
 		{"subprotocol proto", "", []string{"x", "taisen.proto"}, Binary, "taisen.proto", false},
-		{"query contradicts offer", "format=json", []string{"taisen.proto"}, Binary, "", true},
+		{"first offered of ours wins", "", []string{"taisen.proto", "taisen.json"}, Binary, "taisen.proto", false},
+		{"first offered of ours wins json", "", []string{" taisen.json", "taisen.proto"}, JSON, "taisen.json", false},
+		{"query wins over offer, no echo", "format=json", []string{"taisen.proto"}, JSON, "", false},
+		{"query proto wins over json offer", "format=proto", []string{"taisen.json"}, Binary, "", false},
+		{"query picks the matching offer", "format=json", []string{"taisen.proto", "taisen.json"}, JSON, "taisen.json", false},
 		{"query and offer agree", "format=json", []string{"taisen.json"}, JSON, "taisen.json", false},
+		{"query with unknown offer", "format=json", []string{"mqtt"}, JSON, "", false},
 		{"bad query", "format=xml", nil, Binary, "", true},
+		{"bad query with offer", "format=xml", []string{"taisen.json"}, Binary, "", true},
 		{"unknown subprotocol", "", []string{"mqtt"}, Binary, "", false},
 	}
 	for _, tt := range tests {
@@ -88,16 +96,47 @@ func TestDecodeClientFrameRejects(t *testing.T) {
 }
 
 func TestCloseCode(t *testing.T) {
-	r := realtimev1.CloseReason_CLOSE_REASON_REPLACED
-	got, ok := ReasonFromCloseCode(CloseCode(r))
-	if !ok || got != r {
-		t.Errorf("ReasonFromCloseCode(CloseCode(%v)) = %v, %v", r, got, ok)
+	for v := range realtimev1.CloseReason_name {
+		r := realtimev1.CloseReason(v)
+		code := CloseCode(r)
+		want := 4000 + uint16(v)
+		if r == realtimev1.CloseReason_CLOSE_REASON_INVALID_PAYLOAD {
+			want = 1007 // RFC 6455: inconsistent data, such as bad UTF-8
+		}
+		if code != want {
+			t.Errorf("CloseCode(%v) = %d, want %d", r, code, want)
+		}
+		got, ok := ReasonFromCloseCode(code)
+		if !ok || got != r {
+			t.Errorf("ReasonFromCloseCode(CloseCode(%v)) = %v, %v", r, got, ok)
+		}
 	}
-	if _, ok := ReasonFromCloseCode(1000); ok {
-		t.Error("1000 should not map to a taisen reason")
+	for _, code := range []uint16{1000, 1001, 1006, 3999, 5000} {
+		if r, ok := ReasonFromCloseCode(code); ok {
+			t.Errorf("%d maps to %v, want no taisen reason", code, r)
+		}
 	}
-	if ReasonName(r) != "replaced" {
-		t.Errorf("ReasonName = %q", ReasonName(r))
+	if got := ReasonName(realtimev1.CloseReason_CLOSE_REASON_REPLACED); got != "replaced" {
+		t.Errorf("ReasonName = %q", got)
+	}
+}
+
+func TestReconnect(t *testing.T) {
+	stay := map[realtimev1.CloseReason]bool{
+		realtimev1.CloseReason_CLOSE_REASON_NORMAL:           true,
+		realtimev1.CloseReason_CLOSE_REASON_REPLACED:         true,
+		realtimev1.CloseReason_CLOSE_REASON_POLICY_VIOLATION: true,
+		realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED:      true,
+		realtimev1.CloseReason_CLOSE_REASON_KICKED:           true,
+	}
+	for v := range realtimev1.CloseReason_name {
+		r := realtimev1.CloseReason(v)
+		if got := Reconnect(r); got == stay[r] {
+			t.Errorf("Reconnect(%v) = %v", r, got)
+		}
+	}
+	if !Reconnect(realtimev1.CloseReason(999)) {
+		t.Error("an unknown reason should reconnect")
 	}
 }
 
@@ -139,5 +178,39 @@ func FuzzDecodeServerFrame(f *testing.F) {
 		if _, err := Marshal(format, nil, fr); err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
+	})
+}
+
+// FuzzFormatFromRequest checks, for any query and offer, that the echoed
+// subprotocol is one the client offered and names the chosen format.
+func FuzzFormatFromRequest(f *testing.F) {
+	f.Add("format=json", "taisen.proto, taisen.json")
+	f.Add("", "taisen.json")
+	f.Add("format=xml", "")
+	f.Fuzz(func(t *testing.T, query, offer string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		offered := strings.Split(offer, ",")
+		format, sub, err := FormatFromRequest(q, offered)
+		if err != nil {
+			if !errors.Is(err, ErrBadFormat) {
+				t.Fatalf("err = %v, want ErrBadFormat", err)
+			}
+			return
+		}
+		if sub == "" {
+			return
+		}
+		if sub != format.Subprotocol() {
+			t.Fatalf("echoed %q for format %v", sub, format)
+		}
+		for _, p := range offered {
+			if strings.TrimSpace(p) == sub {
+				return
+			}
+		}
+		t.Fatalf("echoed %q, which %q does not offer", sub, offer)
 	})
 }

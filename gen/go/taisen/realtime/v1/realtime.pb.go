@@ -8,7 +8,9 @@
 // a taisen node. Every WebSocket message is one frame: a ClientFrame from the
 // client, a ServerFrame from the server. Frames are binary protobuf by
 // default, or protojson text frames when the client connects with
-// ?format=json or the subprotocol "taisen.json". See docs/protocol.md.
+// ?format=json or the subprotocol "taisen.json" (the query parameter wins
+// over the subprotocol). See docs/protocol.md, which documents every
+// message, field and enum value of this file.
 
 package realtimev1
 
@@ -33,25 +35,31 @@ const (
 type ErrorCode int32
 
 const (
+	// Never sent.
 	ErrorCode_ERROR_CODE_UNSPECIFIED ErrorCode = 0
 	// Something failed on the server; details are in the server log.
 	ErrorCode_ERROR_CODE_INTERNAL ErrorCode = 1
-	// The request is malformed: missing or invalid fields.
+	// The request is malformed: missing or invalid fields, or a WebSocket
+	// message that does not decode as a ClientFrame (it counts as a
+	// violation; the socket stays open).
 	ErrorCode_ERROR_CODE_BAD_REQUEST ErrorCode = 2
 	// The socket is not authenticated, or the token is invalid.
 	ErrorCode_ERROR_CODE_UNAUTHENTICATED ErrorCode = 3
 	// The credential is wrong or unknown (deliberately not told apart).
 	ErrorCode_ERROR_CODE_INVALID_CREDENTIALS ErrorCode = 4
 	// The session or refresh token expired: refresh or authenticate again.
-	ErrorCode_ERROR_CODE_TOKEN_EXPIRED  ErrorCode = 5
-	ErrorCode_ERROR_CODE_NOT_FOUND      ErrorCode = 6
+	ErrorCode_ERROR_CODE_TOKEN_EXPIRED ErrorCode = 5
+	// Something the request names does not exist.
+	ErrorCode_ERROR_CODE_NOT_FOUND ErrorCode = 6
+	// What the request would create exists already (a taken username).
 	ErrorCode_ERROR_CODE_ALREADY_EXISTS ErrorCode = 7
 	// The session's request rate is over its limit; retry later.
 	ErrorCode_ERROR_CODE_RATE_LIMITED ErrorCode = 8
 	// More requests are awaiting a reply than the session allows.
 	ErrorCode_ERROR_CODE_TOO_MANY_IN_FLIGHT ErrorCode = 9
 	// No socket operation is registered under that name.
-	ErrorCode_ERROR_CODE_UNKNOWN_RPC       ErrorCode = 10
+	ErrorCode_ERROR_CODE_UNKNOWN_RPC ErrorCode = 10
+	// The caller may not do this (a disabled account, a game rule).
 	ErrorCode_ERROR_CODE_PERMISSION_DENIED ErrorCode = 11
 	// The node cannot serve this now (draining, dependency down); retry.
 	ErrorCode_ERROR_CODE_UNAVAILABLE ErrorCode = 12
@@ -61,6 +69,12 @@ const (
 	ErrorCode_ERROR_CODE_BAD_CID ErrorCode = 14
 	// The request took longer than the server allows.
 	ErrorCode_ERROR_CODE_TIMEOUT ErrorCode = 15
+	// The request lost a race with a concurrent change (the state it was
+	// based on changed meanwhile): re-read the state and try again.
+	ErrorCode_ERROR_CODE_CONFLICT ErrorCode = 16
+	// The current state does not allow the request (not enough currency,
+	// the match already started); retrying the same request will fail again.
+	ErrorCode_ERROR_CODE_FAILED_PRECONDITION ErrorCode = 17
 )
 
 // Enum value maps for ErrorCode.
@@ -82,6 +96,8 @@ var (
 		13: "ERROR_CODE_ALREADY_AUTHENTICATED",
 		14: "ERROR_CODE_BAD_CID",
 		15: "ERROR_CODE_TIMEOUT",
+		16: "ERROR_CODE_CONFLICT",
+		17: "ERROR_CODE_FAILED_PRECONDITION",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":           0,
@@ -100,6 +116,8 @@ var (
 		"ERROR_CODE_ALREADY_AUTHENTICATED": 13,
 		"ERROR_CODE_BAD_CID":               14,
 		"ERROR_CODE_TIMEOUT":               15,
+		"ERROR_CODE_CONFLICT":              16,
+		"ERROR_CODE_FAILED_PRECONDITION":   17,
 	}
 )
 
@@ -131,10 +149,12 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 }
 
 // CloseReason says why the server closed a socket. Append-only like
-// ErrorCode. The WebSocket close status is 4000 + the reason's number.
+// ErrorCode. The WebSocket close status is 4000 + the reason's number,
+// except for INVALID_PAYLOAD, which uses the standard status 1007.
 type CloseReason int32
 
 const (
+	// Never sent.
 	CloseReason_CLOSE_REASON_UNSPECIFIED CloseReason = 0
 	// The client logged out. (When the client closes the socket itself the
 	// server echoes the client's own close status instead.)
@@ -142,23 +162,33 @@ const (
 	// A newer login of the same user replaced this session. Do not reconnect
 	// automatically: the player is playing elsewhere.
 	CloseReason_CLOSE_REASON_REPLACED CloseReason = 2
-	// The client did not read its pushes fast enough. Sent as the close
-	// status only when the socket can still take it; usually the connection
-	// just drops. Reconnect and resume.
+	// The client did not read fast enough (its outbound queue overflowed or
+	// a write timed out). Never sent: the server closes the connection
+	// without Disconnect and without a close frame, since the client is not
+	// reading. The client sees a drop: reconnect and resume.
 	CloseReason_CLOSE_REASON_SLOW CloseReason = 3
 	// The node is draining: reconnect (and resume), the router will pick
 	// another node.
 	CloseReason_CLOSE_REASON_DRAINING CloseReason = 4
 	// Nothing was received for idle_timeout_ms.
 	CloseReason_CLOSE_REASON_IDLE_TIMEOUT CloseReason = 5
-	// No Hello arrived in time after connecting.
+	// The socket was not authenticated (no Welcome) within the auth timeout
+	// after connecting.
 	CloseReason_CLOSE_REASON_AUTH_TIMEOUT CloseReason = 6
-	// A frame could not be decoded, or broke the protocol.
+	// The WebSocket framing was broken (unmasked or fragmented control frame,
+	// reserved bits, unknown opcode, a continuation without a message). A
+	// well-framed message that does not decode as a ClientFrame is not a
+	// close: it gets a BAD_REQUEST reply and counts as a violation.
 	CloseReason_CLOSE_REASON_PROTOCOL_ERROR CloseReason = 7
-	// A frame was larger than max_frame_bytes.
+	// A WebSocket frame, or a fragmented message, was larger than
+	// max_frame_bytes.
 	CloseReason_CLOSE_REASON_FRAME_TOO_LARGE CloseReason = 8
-	// The client kept breaking the rate or in-flight limits (violations
-	// decay over time). Do not reconnect automatically: fix the client.
+	// The client kept breaking the rules (rate limit, in-flight limit, bad
+	// cids, undecodable frames...): more violations than allowed, where the
+	// count drops by one for every full 10 s between two violations. It is
+	// sent after the Error reply to the violation that went over. reconnect is
+	// false: the client has a bug or is abusive, and reconnecting would
+	// repeat it.
 	CloseReason_CLOSE_REASON_POLICY_VIOLATION CloseReason = 9
 	// Three Hellos failed to authenticate on this socket.
 	CloseReason_CLOSE_REASON_AUTH_FAILED CloseReason = 10
@@ -166,6 +196,9 @@ const (
 	CloseReason_CLOSE_REASON_KICKED CloseReason = 11
 	// The server failed; reconnecting is safe.
 	CloseReason_CLOSE_REASON_SERVER_ERROR CloseReason = 12
+	// A text message was not valid UTF-8 (RFC 6455 section 8.1). The close
+	// status is the standard 1007, not 4013.
+	CloseReason_CLOSE_REASON_INVALID_PAYLOAD CloseReason = 13
 )
 
 // Enum value maps for CloseReason.
@@ -184,6 +217,7 @@ var (
 		10: "CLOSE_REASON_AUTH_FAILED",
 		11: "CLOSE_REASON_KICKED",
 		12: "CLOSE_REASON_SERVER_ERROR",
+		13: "CLOSE_REASON_INVALID_PAYLOAD",
 	}
 	CloseReason_value = map[string]int32{
 		"CLOSE_REASON_UNSPECIFIED":      0,
@@ -199,6 +233,7 @@ var (
 		"CLOSE_REASON_AUTH_FAILED":      10,
 		"CLOSE_REASON_KICKED":           11,
 		"CLOSE_REASON_SERVER_ERROR":     12,
+		"CLOSE_REASON_INVALID_PAYLOAD":  13,
 	}
 )
 
@@ -232,8 +267,10 @@ func (CloseReason) EnumDescriptor() ([]byte, []int) {
 // ClientFrame is a frame sent by the client.
 type ClientFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// cid is the request id, chosen by the client, non-zero. The reply to the
-	// request carries the same cid. A cid may be reused once its reply arrived.
+	// cid is the request id, chosen by the client, non-zero and not used by
+	// another request in flight (else BAD_CID). The reply to the request
+	// carries the same cid. A cid may be reused once its reply arrived. Ping
+	// is the exception: its cid is not checked (0 is fine).
 	Cid uint32 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
@@ -332,19 +369,24 @@ type isClientFrame_Body interface {
 
 type ClientFrame_Hello struct {
 	// hello must be the first request of a socket that did not present a
-	// token in the URL; nothing else is accepted before it.
+	// token in the URL. Before Welcome nothing else is accepted: any other
+	// frame, Ping included, gets UNAUTHENTICATED and counts as a violation.
 	Hello *Hello `protobuf:"bytes,2,opt,name=hello,proto3,oneof"`
 }
 
 type ClientFrame_Rpc struct {
+	// rpc calls a socket operation; the reply is RpcResponse or Error.
 	Rpc *RpcRequest `protobuf:"bytes,3,opt,name=rpc,proto3,oneof"`
 }
 
 type ClientFrame_Ping struct {
+	// ping is the heartbeat; the reply is Pong (only after Welcome).
 	Ping *Ping `protobuf:"bytes,4,opt,name=ping,proto3,oneof"`
 }
 
 type ClientFrame_Logout struct {
+	// logout ends the session; the reply is LogoutResponse, then the
+	// server closes the socket with CLOSE_REASON_NORMAL.
 	Logout *Logout `protobuf:"bytes,5,opt,name=logout,proto3,oneof"`
 }
 
@@ -471,9 +513,12 @@ func (*Hello_Authenticate) isHello_Auth() {}
 
 // RpcRequest calls a named socket operation.
 type RpcRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the operation: 1-128 characters of [a-zA-Z0-9_.-] starting
+	// with a letter. Unknown names get UNKNOWN_RPC.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// payload is the operation's input, in a format the operation defines.
+	Payload       []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,10 +568,13 @@ func (x *RpcRequest) GetPayload() []byte {
 }
 
 // Ping is an application heartbeat; the server answers with Pong. Any
-// frame counts as activity for the idle timeout.
+// frame counts as activity for the idle timeout. Pings count against the
+// rate limit but are never in flight.
 type Ping struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientTimeMs  int64                  `protobuf:"varint,1,opt,name=client_time_ms,json=clientTimeMs,proto3" json:"client_time_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client_time_ms is echoed in Pong, for the client to measure round
+	// trips; the server does not interpret it.
+	ClientTimeMs  int64 `protobuf:"varint,1,opt,name=client_time_ms,json=clientTimeMs,proto3" json:"client_time_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -608,7 +656,9 @@ func (*Logout) Descriptor() ([]byte, []int) {
 // ServerFrame is a frame sent by the server.
 type ServerFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// cid is the request this frame replies to; 0 for pushes and notices.
+	// cid is the request this frame replies to; 0 for pushes, Disconnect
+	// and the unsolicited Welcome of a socket opened with ?token=. An Error
+	// for a frame that could not be decoded has cid 0 too.
 	Cid uint32 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
 	// Types that are valid to be assigned to Body:
 	//
@@ -736,30 +786,37 @@ type isServerFrame_Body interface {
 }
 
 type ServerFrame_Error struct {
+	// error is the failed reply to any request.
 	Error *Error `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
 }
 
 type ServerFrame_Welcome struct {
+	// welcome is the reply to Hello (or unsolicited after ?token=).
 	Welcome *Welcome `protobuf:"bytes,3,opt,name=welcome,proto3,oneof"`
 }
 
 type ServerFrame_Rpc struct {
+	// rpc is the successful reply to RpcRequest.
 	Rpc *RpcResponse `protobuf:"bytes,4,opt,name=rpc,proto3,oneof"`
 }
 
 type ServerFrame_Pong struct {
+	// pong is the reply to Ping.
 	Pong *Pong `protobuf:"bytes,5,opt,name=pong,proto3,oneof"`
 }
 
 type ServerFrame_Push struct {
+	// push is a server-initiated message (cid 0).
 	Push *Push `protobuf:"bytes,6,opt,name=push,proto3,oneof"`
 }
 
 type ServerFrame_Disconnect struct {
+	// disconnect is the last frame before the server closes the socket.
 	Disconnect *Disconnect `protobuf:"bytes,7,opt,name=disconnect,proto3,oneof"`
 }
 
 type ServerFrame_Logout struct {
+	// logout is the successful reply to Logout.
 	Logout *LogoutResponse `protobuf:"bytes,8,opt,name=logout,proto3,oneof"`
 }
 
@@ -779,9 +836,12 @@ func (*ServerFrame_Logout) isServerFrame_Body() {}
 
 // Error is the failed reply to a request.
 type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=taisen.realtime.v1.ErrorCode" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is stable: switch on it.
+	Code ErrorCode `protobuf:"varint,1,opt,name=code,proto3,enum=taisen.realtime.v1.ErrorCode" json:"code,omitempty"`
+	// message explains the error to a programmer; safe to log, not meant
+	// for players.
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -833,9 +893,11 @@ func (x *Error) GetMessage() string {
 // Welcome is the successful reply to Hello; it is also sent unsolicited
 // (cid 0) to a socket that authenticated with ?token=.
 type Welcome struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	UserId    string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id names the session; keep it to resume after a drop.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// user_id is the account id (a UUID string).
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// resumed is true when the requested session was resumed; the missed
 	// pushes follow this frame in order. False when a resume was asked for
 	// but the session is gone (grace over, logged out, replaced): the client
@@ -853,8 +915,9 @@ type Welcome struct {
 	// session is set when Hello authenticated with a credential.
 	Session *v1.Session `protobuf:"bytes,8,opt,name=session,proto3" json:"session,omitempty"`
 	// created is true when Hello's credential created the account.
-	Created bool   `protobuf:"varint,9,opt,name=created,proto3" json:"created,omitempty"`
-	NodeId  string `protobuf:"bytes,10,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Created bool `protobuf:"varint,9,opt,name=created,proto3" json:"created,omitempty"`
+	// node_id is the node serving this socket (for logs and support).
+	NodeId string `protobuf:"bytes,10,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// max_in_flight is how many requests may await a reply at once.
 	MaxInFlight uint32 `protobuf:"varint,11,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
 	// max_frame_bytes is the largest frame the server accepts.
@@ -977,9 +1040,11 @@ func (x *Welcome) GetMaxFrameBytes() uint32 {
 	return 0
 }
 
+// RpcResponse is the successful reply to RpcRequest.
 type RpcResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Payload       []byte                 `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// payload is the operation's result, in a format the operation defines.
+	Payload       []byte `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1021,10 +1086,13 @@ func (x *RpcResponse) GetPayload() []byte {
 	return nil
 }
 
+// Pong is the reply to Ping.
 type Pong struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientTimeMs  int64                  `protobuf:"varint,1,opt,name=client_time_ms,json=clientTimeMs,proto3" json:"client_time_ms,omitempty"`
-	ServerTimeMs  int64                  `protobuf:"varint,2,opt,name=server_time_ms,json=serverTimeMs,proto3" json:"server_time_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client_time_ms is Ping.client_time_ms, echoed.
+	ClientTimeMs int64 `protobuf:"varint,1,opt,name=client_time_ms,json=clientTimeMs,proto3" json:"client_time_ms,omitempty"`
+	// server_time_ms is the server's clock, Unix milliseconds.
+	ServerTimeMs  int64 `protobuf:"varint,2,opt,name=server_time_ms,json=serverTimeMs,proto3" json:"server_time_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1076,10 +1144,14 @@ func (x *Pong) GetServerTimeMs() int64 {
 // Push is a server-initiated message. seq starts at 1 on each session and
 // grows by one per push; a resumed session continues its sequence.
 type Push struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Seq     uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Kind    string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Payload []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq numbers the push within its session (1, 2, 3, ...). Deduplicate by
+	// it: ignore a push whose seq is not above the last one processed.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// kind says what the push is, chosen by its producer ("chat.message").
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// payload is the push's content, in a format that depends on kind.
+	Payload []byte `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
 	// sent_at_ms is when the server accepted the push, Unix milliseconds.
 	SentAtMs      int64 `protobuf:"varint,4,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1145,13 +1217,18 @@ func (x *Push) GetSentAtMs() int64 {
 }
 
 // Disconnect is the last frame before the server closes the socket. The
-// WebSocket close frame carries status 4000+reason and the same message.
+// WebSocket close frame that follows carries the reason's close status
+// (4000 + the reason's number, except INVALID_PAYLOAD: 1007) and the same
+// message. Some closes send neither (SLOW; see CloseReason).
 type Disconnect struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Reason  CloseReason            `protobuf:"varint,1,opt,name=reason,proto3,enum=taisen.realtime.v1.CloseReason" json:"reason,omitempty"`
-	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reason says why the socket is closed.
+	Reason CloseReason `protobuf:"varint,1,opt,name=reason,proto3,enum=taisen.realtime.v1.CloseReason" json:"reason,omitempty"`
+	// message explains it to a programmer.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// reconnect tells the client whether to reconnect (and resume), possibly
-	// to another node, or to stay disconnected.
+	// to another node, or to stay disconnected. It is false for NORMAL,
+	// REPLACED, POLICY_VIOLATION, AUTH_FAILED and KICKED.
 	Reconnect     bool `protobuf:"varint,3,opt,name=reconnect,proto3" json:"reconnect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1208,6 +1285,7 @@ func (x *Disconnect) GetReconnect() bool {
 	return false
 }
 
+// LogoutResponse is the successful reply to Logout.
 type LogoutResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1316,7 +1394,7 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1f.taisen.realtime.v1.CloseReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
 	"\treconnect\x18\x03 \x01(\bR\treconnect\"\x10\n" +
-	"\x0eLogoutResponse*\xe7\x03\n" +
+	"\x0eLogoutResponse*\xa4\x04\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\x01\x12\x1a\n" +
@@ -1334,7 +1412,9 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\x16ERROR_CODE_UNAVAILABLE\x10\f\x12$\n" +
 	" ERROR_CODE_ALREADY_AUTHENTICATED\x10\r\x12\x16\n" +
 	"\x12ERROR_CODE_BAD_CID\x10\x0e\x12\x16\n" +
-	"\x12ERROR_CODE_TIMEOUT\x10\x0f*\x8b\x03\n" +
+	"\x12ERROR_CODE_TIMEOUT\x10\x0f\x12\x17\n" +
+	"\x13ERROR_CODE_CONFLICT\x10\x10\x12\"\n" +
+	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x11*\xad\x03\n" +
 	"\vCloseReason\x12\x1c\n" +
 	"\x18CLOSE_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13CLOSE_REASON_NORMAL\x10\x01\x12\x19\n" +
@@ -1349,7 +1429,8 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\x18CLOSE_REASON_AUTH_FAILED\x10\n" +
 	"\x12\x17\n" +
 	"\x13CLOSE_REASON_KICKED\x10\v\x12\x1d\n" +
-	"\x19CLOSE_REASON_SERVER_ERROR\x10\fB\xd4\x01\n" +
+	"\x19CLOSE_REASON_SERVER_ERROR\x10\f\x12 \n" +
+	"\x1cCLOSE_REASON_INVALID_PAYLOAD\x10\rB\xd4\x01\n" +
 	"\x16com.taisen.realtime.v1B\rRealtimeProtoP\x01ZAgithub.com/taisen-dev/taisen/gen/go/taisen/realtime/v1;realtimev1\xa2\x02\x03TRX\xaa\x02\x12Taisen.Realtime.V1\xca\x02\x12Taisen\\Realtime\\V1\xe2\x02\x1eTaisen\\Realtime\\V1\\GPBMetadata\xea\x02\x14Taisen::Realtime::V1b\x06proto3"
 
 var (

@@ -6,7 +6,9 @@
 // a taisen node. Every WebSocket message is one frame: a ClientFrame from the
 // client, a ServerFrame from the server. Frames are binary protobuf by
 // default, or protojson text frames when the client connects with
-// ?format=json or the subprotocol "taisen.json". See docs/protocol.md.
+// ?format=json or the subprotocol "taisen.json" (the query parameter wins
+// over the subprotocol). See docs/protocol.md, which documents every
+// message, field and enum value of this file.
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taisen/realtime/v1/realtime.proto.
  */
 export const file_taisen_realtime_v1_realtime: GenFile = /*@__PURE__*/
-  fileDesc("CiF0YWlzZW4vcmVhbHRpbWUvdjEvcmVhbHRpbWUucHJvdG8SEnRhaXNlbi5yZWFsdGltZS52MSLVAQoLQ2xpZW50RnJhbWUSCwoDY2lkGAEgASgNEioKBWhlbGxvGAIgASgLMhkudGFpc2VuLnJlYWx0aW1lLnYxLkhlbGxvSAASLQoDcnBjGAMgASgLMh4udGFpc2VuLnJlYWx0aW1lLnYxLlJwY1JlcXVlc3RIABIoCgRwaW5nGAQgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlBpbmdIABIsCgZsb2dvdXQYBSABKAsyGi50YWlzZW4ucmVhbHRpbWUudjEuTG9nb3V0SABCBgoEYm9keSKhAQoFSGVsbG8SDwoFdG9rZW4YASABKAlIABI6CgxhdXRoZW50aWNhdGUYAiABKAsyIi50YWlzZW4uYXBpLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3RIABIZChFyZXN1bWVfc2Vzc2lvbl9pZBgDIAEoCRIQCghsYXN0X3NlcRgEIAEoBBIWCg5jbGllbnRfdmVyc2lvbhgFIAEoCUIGCgRhdXRoIisKClJwY1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMIh4KBFBpbmcSFgoOY2xpZW50X3RpbWVfbXMYASABKAMiCAoGTG9nb3V0Iu4CCgtTZXJ2ZXJGcmFtZRILCgNjaWQYASABKA0SKgoFZXJyb3IYAiABKAsyGS50YWlzZW4ucmVhbHRpbWUudjEuRXJyb3JIABIuCgd3ZWxjb21lGAMgASgLMhsudGFpc2VuLnJlYWx0aW1lLnYxLldlbGNvbWVIABIuCgNycGMYBCABKAsyHy50YWlzZW4ucmVhbHRpbWUudjEuUnBjUmVzcG9uc2VIABIoCgRwb25nGAUgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlBvbmdIABIoCgRwdXNoGAYgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlB1c2hIABI0CgpkaXNjb25uZWN0GAcgASgLMh4udGFpc2VuLnJlYWx0aW1lLnYxLkRpc2Nvbm5lY3RIABI0CgZsb2dvdXQYCCABKAsyIi50YWlzZW4ucmVhbHRpbWUudjEuTG9nb3V0UmVzcG9uc2VIAEIGCgRib2R5IkUKBUVycm9yEisKBGNvZGUYASABKA4yHS50YWlzZW4ucmVhbHRpbWUudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkinQIKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg8KB3Jlc3VtZWQYAyABKAgSEAoIcmVwbGF5ZWQYBCABKA0SHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAUgASgNEhcKD2lkbGVfdGltZW91dF9tcxgGIAEoDRIXCg9yZXN1bWVfZ3JhY2VfbXMYByABKA0SJwoHc2Vzc2lvbhgIIAEoCzIWLnRhaXNlbi5hcGkudjEuU2Vzc2lvbhIPCgdjcmVhdGVkGAkgASgIEg8KB25vZGVfaWQYCiABKAkSFQoNbWF4X2luX2ZsaWdodBgLIAEoDRIXCg9tYXhfZnJhbWVfYnl0ZXMYDCABKA0iHgoLUnBjUmVzcG9uc2USDwoHcGF5bG9hZBgBIAEoDCI2CgRQb25nEhYKDmNsaWVudF90aW1lX21zGAEgASgDEhYKDnNlcnZlcl90aW1lX21zGAIgASgDIkYKBFB1c2gSCwoDc2VxGAEgASgEEgwKBGtpbmQYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBISCgpzZW50X2F0X21zGAQgASgDImEKCkRpc2Nvbm5lY3QSLwoGcmVhc29uGAEgASgOMh8udGFpc2VuLnJlYWx0aW1lLnYxLkNsb3NlUmVhc29uEg8KB21lc3NhZ2UYAiABKAkSEQoJcmVjb25uZWN0GAMgASgIIhAKDkxvZ291dFJlc3BvbnNlKucDCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQARIaChZFUlJPUl9DT0RFX0JBRF9SRVFVRVNUEAISHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQAxIiCh5FUlJPUl9DT0RFX0lOVkFMSURfQ1JFREVOVElBTFMQBBIcChhFUlJPUl9DT0RFX1RPS0VOX0VYUElSRUQQBRIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAGEh0KGUVSUk9SX0NPREVfQUxSRUFEWV9FWElTVFMQBxIbChdFUlJPUl9DT0RFX1JBVEVfTElNSVRFRBAIEiEKHUVSUk9SX0NPREVfVE9PX01BTllfSU5fRkxJR0hUEAkSGgoWRVJST1JfQ09ERV9VTktOT1dOX1JQQxAKEiAKHEVSUk9SX0NPREVfUEVSTUlTU0lPTl9ERU5JRUQQCxIaChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEAwSJAogRVJST1JfQ09ERV9BTFJFQURZX0FVVEhFTlRJQ0FURUQQDRIWChJFUlJPUl9DT0RFX0JBRF9DSUQQDhIWChJFUlJPUl9DT0RFX1RJTUVPVVQQDyqLAwoLQ2xvc2VSZWFzb24SHAoYQ0xPU0VfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTQ0xPU0VfUkVBU09OX05PUk1BTBABEhkKFUNMT1NFX1JFQVNPTl9SRVBMQUNFRBACEhUKEUNMT1NFX1JFQVNPTl9TTE9XEAMSGQoVQ0xPU0VfUkVBU09OX0RSQUlOSU5HEAQSHQoZQ0xPU0VfUkVBU09OX0lETEVfVElNRU9VVBAFEh0KGUNMT1NFX1JFQVNPTl9BVVRIX1RJTUVPVVQQBhIfChtDTE9TRV9SRUFTT05fUFJPVE9DT0xfRVJST1IQBxIgChxDTE9TRV9SRUFTT05fRlJBTUVfVE9PX0xBUkdFEAgSIQodQ0xPU0VfUkVBU09OX1BPTElDWV9WSU9MQVRJT04QCRIcChhDTE9TRV9SRUFTT05fQVVUSF9GQUlMRUQQChIXChNDTE9TRV9SRUFTT05fS0lDS0VEEAsSHQoZQ0xPU0VfUkVBU09OX1NFUlZFUl9FUlJPUhAMQtQBChZjb20udGFpc2VuLnJlYWx0aW1lLnYxQg1SZWFsdGltZVByb3RvUAFaQWdpdGh1Yi5jb20vdGFpc2VuLWRldi90YWlzZW4vZ2VuL2dvL3RhaXNlbi9yZWFsdGltZS92MTtyZWFsdGltZXYxogIDVFJYqgISVGFpc2VuLlJlYWx0aW1lLlYxygISVGFpc2VuXFJlYWx0aW1lXFYx4gIeVGFpc2VuXFJlYWx0aW1lXFYxXEdQQk1ldGFkYXRh6gIUVGFpc2VuOjpSZWFsdGltZTo6VjFiBnByb3RvMw", [file_taisen_api_v1_auth]);
+  fileDesc("CiF0YWlzZW4vcmVhbHRpbWUvdjEvcmVhbHRpbWUucHJvdG8SEnRhaXNlbi5yZWFsdGltZS52MSLVAQoLQ2xpZW50RnJhbWUSCwoDY2lkGAEgASgNEioKBWhlbGxvGAIgASgLMhkudGFpc2VuLnJlYWx0aW1lLnYxLkhlbGxvSAASLQoDcnBjGAMgASgLMh4udGFpc2VuLnJlYWx0aW1lLnYxLlJwY1JlcXVlc3RIABIoCgRwaW5nGAQgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlBpbmdIABIsCgZsb2dvdXQYBSABKAsyGi50YWlzZW4ucmVhbHRpbWUudjEuTG9nb3V0SABCBgoEYm9keSKhAQoFSGVsbG8SDwoFdG9rZW4YASABKAlIABI6CgxhdXRoZW50aWNhdGUYAiABKAsyIi50YWlzZW4uYXBpLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3RIABIZChFyZXN1bWVfc2Vzc2lvbl9pZBgDIAEoCRIQCghsYXN0X3NlcRgEIAEoBBIWCg5jbGllbnRfdmVyc2lvbhgFIAEoCUIGCgRhdXRoIisKClJwY1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMIh4KBFBpbmcSFgoOY2xpZW50X3RpbWVfbXMYASABKAMiCAoGTG9nb3V0Iu4CCgtTZXJ2ZXJGcmFtZRILCgNjaWQYASABKA0SKgoFZXJyb3IYAiABKAsyGS50YWlzZW4ucmVhbHRpbWUudjEuRXJyb3JIABIuCgd3ZWxjb21lGAMgASgLMhsudGFpc2VuLnJlYWx0aW1lLnYxLldlbGNvbWVIABIuCgNycGMYBCABKAsyHy50YWlzZW4ucmVhbHRpbWUudjEuUnBjUmVzcG9uc2VIABIoCgRwb25nGAUgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlBvbmdIABIoCgRwdXNoGAYgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlB1c2hIABI0CgpkaXNjb25uZWN0GAcgASgLMh4udGFpc2VuLnJlYWx0aW1lLnYxLkRpc2Nvbm5lY3RIABI0CgZsb2dvdXQYCCABKAsyIi50YWlzZW4ucmVhbHRpbWUudjEuTG9nb3V0UmVzcG9uc2VIAEIGCgRib2R5IkUKBUVycm9yEisKBGNvZGUYASABKA4yHS50YWlzZW4ucmVhbHRpbWUudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkinQIKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg8KB3Jlc3VtZWQYAyABKAgSEAoIcmVwbGF5ZWQYBCABKA0SHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAUgASgNEhcKD2lkbGVfdGltZW91dF9tcxgGIAEoDRIXCg9yZXN1bWVfZ3JhY2VfbXMYByABKA0SJwoHc2Vzc2lvbhgIIAEoCzIWLnRhaXNlbi5hcGkudjEuU2Vzc2lvbhIPCgdjcmVhdGVkGAkgASgIEg8KB25vZGVfaWQYCiABKAkSFQoNbWF4X2luX2ZsaWdodBgLIAEoDRIXCg9tYXhfZnJhbWVfYnl0ZXMYDCABKA0iHgoLUnBjUmVzcG9uc2USDwoHcGF5bG9hZBgBIAEoDCI2CgRQb25nEhYKDmNsaWVudF90aW1lX21zGAEgASgDEhYKDnNlcnZlcl90aW1lX21zGAIgASgDIkYKBFB1c2gSCwoDc2VxGAEgASgEEgwKBGtpbmQYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBISCgpzZW50X2F0X21zGAQgASgDImEKCkRpc2Nvbm5lY3QSLwoGcmVhc29uGAEgASgOMh8udGFpc2VuLnJlYWx0aW1lLnYxLkNsb3NlUmVhc29uEg8KB21lc3NhZ2UYAiABKAkSEQoJcmVjb25uZWN0GAMgASgIIhAKDkxvZ291dFJlc3BvbnNlKqQECglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQARIaChZFUlJPUl9DT0RFX0JBRF9SRVFVRVNUEAISHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQAxIiCh5FUlJPUl9DT0RFX0lOVkFMSURfQ1JFREVOVElBTFMQBBIcChhFUlJPUl9DT0RFX1RPS0VOX0VYUElSRUQQBRIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAGEh0KGUVSUk9SX0NPREVfQUxSRUFEWV9FWElTVFMQBxIbChdFUlJPUl9DT0RFX1JBVEVfTElNSVRFRBAIEiEKHUVSUk9SX0NPREVfVE9PX01BTllfSU5fRkxJR0hUEAkSGgoWRVJST1JfQ09ERV9VTktOT1dOX1JQQxAKEiAKHEVSUk9SX0NPREVfUEVSTUlTU0lPTl9ERU5JRUQQCxIaChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEAwSJAogRVJST1JfQ09ERV9BTFJFQURZX0FVVEhFTlRJQ0FURUQQDRIWChJFUlJPUl9DT0RFX0JBRF9DSUQQDhIWChJFUlJPUl9DT0RFX1RJTUVPVVQQDxIXChNFUlJPUl9DT0RFX0NPTkZMSUNUEBASIgoeRVJST1JfQ09ERV9GQUlMRURfUFJFQ09ORElUSU9OEBEqrQMKC0Nsb3NlUmVhc29uEhwKGENMT1NFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0NMT1NFX1JFQVNPTl9OT1JNQUwQARIZChVDTE9TRV9SRUFTT05fUkVQTEFDRUQQAhIVChFDTE9TRV9SRUFTT05fU0xPVxADEhkKFUNMT1NFX1JFQVNPTl9EUkFJTklORxAEEh0KGUNMT1NFX1JFQVNPTl9JRExFX1RJTUVPVVQQBRIdChlDTE9TRV9SRUFTT05fQVVUSF9USU1FT1VUEAYSHwobQ0xPU0VfUkVBU09OX1BST1RPQ09MX0VSUk9SEAcSIAocQ0xPU0VfUkVBU09OX0ZSQU1FX1RPT19MQVJHRRAIEiEKHUNMT1NFX1JFQVNPTl9QT0xJQ1lfVklPTEFUSU9OEAkSHAoYQ0xPU0VfUkVBU09OX0FVVEhfRkFJTEVEEAoSFwoTQ0xPU0VfUkVBU09OX0tJQ0tFRBALEh0KGUNMT1NFX1JFQVNPTl9TRVJWRVJfRVJST1IQDBIgChxDTE9TRV9SRUFTT05fSU5WQUxJRF9QQVlMT0FEEA1C1AEKFmNvbS50YWlzZW4ucmVhbHRpbWUudjFCDVJlYWx0aW1lUHJvdG9QAVpBZ2l0aHViLmNvbS90YWlzZW4tZGV2L3RhaXNlbi9nZW4vZ28vdGFpc2VuL3JlYWx0aW1lL3YxO3JlYWx0aW1ldjGiAgNUUliqAhJUYWlzZW4uUmVhbHRpbWUuVjHKAhJUYWlzZW5cUmVhbHRpbWVcVjHiAh5UYWlzZW5cUmVhbHRpbWVcVjFcR1BCTWV0YWRhdGHqAhRUYWlzZW46OlJlYWx0aW1lOjpWMWIGcHJvdG8z", [file_taisen_api_v1_auth]);
 
 /**
  * ClientFrame is a frame sent by the client.
@@ -27,8 +29,10 @@ export const file_taisen_realtime_v1_realtime: GenFile = /*@__PURE__*/
  */
 export type ClientFrame = Message<"taisen.realtime.v1.ClientFrame"> & {
   /**
-   * cid is the request id, chosen by the client, non-zero. The reply to the
-   * request carries the same cid. A cid may be reused once its reply arrived.
+   * cid is the request id, chosen by the client, non-zero and not used by
+   * another request in flight (else BAD_CID). The reply to the request
+   * carries the same cid. A cid may be reused once its reply arrived. Ping
+   * is the exception: its cid is not checked (0 is fine).
    *
    * @generated from field: uint32 cid = 1;
    */
@@ -40,7 +44,8 @@ export type ClientFrame = Message<"taisen.realtime.v1.ClientFrame"> & {
   body: {
     /**
      * hello must be the first request of a socket that did not present a
-     * token in the URL; nothing else is accepted before it.
+     * token in the URL. Before Welcome nothing else is accepted: any other
+     * frame, Ping included, gets UNAUTHENTICATED and counts as a violation.
      *
      * @generated from field: taisen.realtime.v1.Hello hello = 2;
      */
@@ -48,18 +53,25 @@ export type ClientFrame = Message<"taisen.realtime.v1.ClientFrame"> & {
     case: "hello";
   } | {
     /**
+     * rpc calls a socket operation; the reply is RpcResponse or Error.
+     *
      * @generated from field: taisen.realtime.v1.RpcRequest rpc = 3;
      */
     value: RpcRequest;
     case: "rpc";
   } | {
     /**
+     * ping is the heartbeat; the reply is Pong (only after Welcome).
+     *
      * @generated from field: taisen.realtime.v1.Ping ping = 4;
      */
     value: Ping;
     case: "ping";
   } | {
     /**
+     * logout ends the session; the reply is LogoutResponse, then the
+     * server closes the socket with CLOSE_REASON_NORMAL.
+     *
      * @generated from field: taisen.realtime.v1.Logout logout = 5;
      */
     value: Logout;
@@ -138,11 +150,16 @@ export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
  */
 export type RpcRequest = Message<"taisen.realtime.v1.RpcRequest"> & {
   /**
+   * name is the operation: 1-128 characters of [a-zA-Z0-9_.-] starting
+   * with a letter. Unknown names get UNKNOWN_RPC.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * payload is the operation's input, in a format the operation defines.
+   *
    * @generated from field: bytes payload = 2;
    */
   payload: Uint8Array;
@@ -157,12 +174,16 @@ export const RpcRequestSchema: GenMessage<RpcRequest> = /*@__PURE__*/
 
 /**
  * Ping is an application heartbeat; the server answers with Pong. Any
- * frame counts as activity for the idle timeout.
+ * frame counts as activity for the idle timeout. Pings count against the
+ * rate limit but are never in flight.
  *
  * @generated from message taisen.realtime.v1.Ping
  */
 export type Ping = Message<"taisen.realtime.v1.Ping"> & {
   /**
+   * client_time_ms is echoed in Pong, for the client to measure round
+   * trips; the server does not interpret it.
+   *
    * @generated from field: int64 client_time_ms = 1;
    */
   clientTimeMs: bigint;
@@ -197,7 +218,9 @@ export const LogoutSchema: GenMessage<Logout> = /*@__PURE__*/
  */
 export type ServerFrame = Message<"taisen.realtime.v1.ServerFrame"> & {
   /**
-   * cid is the request this frame replies to; 0 for pushes and notices.
+   * cid is the request this frame replies to; 0 for pushes, Disconnect
+   * and the unsolicited Welcome of a socket opened with ?token=. An Error
+   * for a frame that could not be decoded has cid 0 too.
    *
    * @generated from field: uint32 cid = 1;
    */
@@ -208,42 +231,56 @@ export type ServerFrame = Message<"taisen.realtime.v1.ServerFrame"> & {
    */
   body: {
     /**
+     * error is the failed reply to any request.
+     *
      * @generated from field: taisen.realtime.v1.Error error = 2;
      */
     value: Error;
     case: "error";
   } | {
     /**
+     * welcome is the reply to Hello (or unsolicited after ?token=).
+     *
      * @generated from field: taisen.realtime.v1.Welcome welcome = 3;
      */
     value: Welcome;
     case: "welcome";
   } | {
     /**
+     * rpc is the successful reply to RpcRequest.
+     *
      * @generated from field: taisen.realtime.v1.RpcResponse rpc = 4;
      */
     value: RpcResponse;
     case: "rpc";
   } | {
     /**
+     * pong is the reply to Ping.
+     *
      * @generated from field: taisen.realtime.v1.Pong pong = 5;
      */
     value: Pong;
     case: "pong";
   } | {
     /**
+     * push is a server-initiated message (cid 0).
+     *
      * @generated from field: taisen.realtime.v1.Push push = 6;
      */
     value: Push;
     case: "push";
   } | {
     /**
+     * disconnect is the last frame before the server closes the socket.
+     *
      * @generated from field: taisen.realtime.v1.Disconnect disconnect = 7;
      */
     value: Disconnect;
     case: "disconnect";
   } | {
     /**
+     * logout is the successful reply to Logout.
+     *
      * @generated from field: taisen.realtime.v1.LogoutResponse logout = 8;
      */
     value: LogoutResponse;
@@ -265,11 +302,16 @@ export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
  */
 export type Error = Message<"taisen.realtime.v1.Error"> & {
   /**
+   * code is stable: switch on it.
+   *
    * @generated from field: taisen.realtime.v1.ErrorCode code = 1;
    */
   code: ErrorCode;
 
   /**
+   * message explains the error to a programmer; safe to log, not meant
+   * for players.
+   *
    * @generated from field: string message = 2;
    */
   message: string;
@@ -290,11 +332,15 @@ export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
  */
 export type Welcome = Message<"taisen.realtime.v1.Welcome"> & {
   /**
+   * session_id names the session; keep it to resume after a drop.
+   *
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
 
   /**
+   * user_id is the account id (a UUID string).
+   *
    * @generated from field: string user_id = 2;
    */
   userId: string;
@@ -353,6 +399,8 @@ export type Welcome = Message<"taisen.realtime.v1.Welcome"> & {
   created: boolean;
 
   /**
+   * node_id is the node serving this socket (for logs and support).
+   *
    * @generated from field: string node_id = 10;
    */
   nodeId: string;
@@ -380,10 +428,14 @@ export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
   messageDesc(file_taisen_realtime_v1_realtime, 7);
 
 /**
+ * RpcResponse is the successful reply to RpcRequest.
+ *
  * @generated from message taisen.realtime.v1.RpcResponse
  */
 export type RpcResponse = Message<"taisen.realtime.v1.RpcResponse"> & {
   /**
+   * payload is the operation's result, in a format the operation defines.
+   *
    * @generated from field: bytes payload = 1;
    */
   payload: Uint8Array;
@@ -397,15 +449,21 @@ export const RpcResponseSchema: GenMessage<RpcResponse> = /*@__PURE__*/
   messageDesc(file_taisen_realtime_v1_realtime, 8);
 
 /**
+ * Pong is the reply to Ping.
+ *
  * @generated from message taisen.realtime.v1.Pong
  */
 export type Pong = Message<"taisen.realtime.v1.Pong"> & {
   /**
+   * client_time_ms is Ping.client_time_ms, echoed.
+   *
    * @generated from field: int64 client_time_ms = 1;
    */
   clientTimeMs: bigint;
 
   /**
+   * server_time_ms is the server's clock, Unix milliseconds.
+   *
    * @generated from field: int64 server_time_ms = 2;
    */
   serverTimeMs: bigint;
@@ -426,16 +484,23 @@ export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
  */
 export type Push = Message<"taisen.realtime.v1.Push"> & {
   /**
+   * seq numbers the push within its session (1, 2, 3, ...). Deduplicate by
+   * it: ignore a push whose seq is not above the last one processed.
+   *
    * @generated from field: uint64 seq = 1;
    */
   seq: bigint;
 
   /**
+   * kind says what the push is, chosen by its producer ("chat.message").
+   *
    * @generated from field: string kind = 2;
    */
   kind: string;
 
   /**
+   * payload is the push's content, in a format that depends on kind.
+   *
    * @generated from field: bytes payload = 3;
    */
   payload: Uint8Array;
@@ -457,24 +522,31 @@ export const PushSchema: GenMessage<Push> = /*@__PURE__*/
 
 /**
  * Disconnect is the last frame before the server closes the socket. The
- * WebSocket close frame carries status 4000+reason and the same message.
+ * WebSocket close frame that follows carries the reason's close status
+ * (4000 + the reason's number, except INVALID_PAYLOAD: 1007) and the same
+ * message. Some closes send neither (SLOW; see CloseReason).
  *
  * @generated from message taisen.realtime.v1.Disconnect
  */
 export type Disconnect = Message<"taisen.realtime.v1.Disconnect"> & {
   /**
+   * reason says why the socket is closed.
+   *
    * @generated from field: taisen.realtime.v1.CloseReason reason = 1;
    */
   reason: CloseReason;
 
   /**
+   * message explains it to a programmer.
+   *
    * @generated from field: string message = 2;
    */
   message: string;
 
   /**
    * reconnect tells the client whether to reconnect (and resume), possibly
-   * to another node, or to stay disconnected.
+   * to another node, or to stay disconnected. It is false for NORMAL,
+   * REPLACED, POLICY_VIOLATION, AUTH_FAILED and KICKED.
    *
    * @generated from field: bool reconnect = 3;
    */
@@ -489,6 +561,8 @@ export const DisconnectSchema: GenMessage<Disconnect> = /*@__PURE__*/
   messageDesc(file_taisen_realtime_v1_realtime, 11);
 
 /**
+ * LogoutResponse is the successful reply to Logout.
+ *
  * @generated from message taisen.realtime.v1.LogoutResponse
  */
 export type LogoutResponse = Message<"taisen.realtime.v1.LogoutResponse"> & {
@@ -509,6 +583,8 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
  */
 export enum ErrorCode {
   /**
+   * Never sent.
+   *
    * @generated from enum value: ERROR_CODE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -521,7 +597,9 @@ export enum ErrorCode {
   INTERNAL = 1,
 
   /**
-   * The request is malformed: missing or invalid fields.
+   * The request is malformed: missing or invalid fields, or a WebSocket
+   * message that does not decode as a ClientFrame (it counts as a
+   * violation; the socket stays open).
    *
    * @generated from enum value: ERROR_CODE_BAD_REQUEST = 2;
    */
@@ -549,11 +627,15 @@ export enum ErrorCode {
   TOKEN_EXPIRED = 5,
 
   /**
+   * Something the request names does not exist.
+   *
    * @generated from enum value: ERROR_CODE_NOT_FOUND = 6;
    */
   NOT_FOUND = 6,
 
   /**
+   * What the request would create exists already (a taken username).
+   *
    * @generated from enum value: ERROR_CODE_ALREADY_EXISTS = 7;
    */
   ALREADY_EXISTS = 7,
@@ -580,6 +662,8 @@ export enum ErrorCode {
   UNKNOWN_RPC = 10,
 
   /**
+   * The caller may not do this (a disabled account, a game rule).
+   *
    * @generated from enum value: ERROR_CODE_PERMISSION_DENIED = 11;
    */
   PERMISSION_DENIED = 11,
@@ -611,6 +695,22 @@ export enum ErrorCode {
    * @generated from enum value: ERROR_CODE_TIMEOUT = 15;
    */
   TIMEOUT = 15,
+
+  /**
+   * The request lost a race with a concurrent change (the state it was
+   * based on changed meanwhile): re-read the state and try again.
+   *
+   * @generated from enum value: ERROR_CODE_CONFLICT = 16;
+   */
+  CONFLICT = 16,
+
+  /**
+   * The current state does not allow the request (not enough currency,
+   * the match already started); retrying the same request will fail again.
+   *
+   * @generated from enum value: ERROR_CODE_FAILED_PRECONDITION = 17;
+   */
+  FAILED_PRECONDITION = 17,
 }
 
 /**
@@ -621,12 +721,15 @@ export const ErrorCodeSchema: GenEnum<ErrorCode> = /*@__PURE__*/
 
 /**
  * CloseReason says why the server closed a socket. Append-only like
- * ErrorCode. The WebSocket close status is 4000 + the reason's number.
+ * ErrorCode. The WebSocket close status is 4000 + the reason's number,
+ * except for INVALID_PAYLOAD, which uses the standard status 1007.
  *
  * @generated from enum taisen.realtime.v1.CloseReason
  */
 export enum CloseReason {
   /**
+   * Never sent.
+   *
    * @generated from enum value: CLOSE_REASON_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -648,9 +751,10 @@ export enum CloseReason {
   REPLACED = 2,
 
   /**
-   * The client did not read its pushes fast enough. Sent as the close
-   * status only when the socket can still take it; usually the connection
-   * just drops. Reconnect and resume.
+   * The client did not read fast enough (its outbound queue overflowed or
+   * a write timed out). Never sent: the server closes the connection
+   * without Disconnect and without a close frame, since the client is not
+   * reading. The client sees a drop: reconnect and resume.
    *
    * @generated from enum value: CLOSE_REASON_SLOW = 3;
    */
@@ -672,29 +776,38 @@ export enum CloseReason {
   IDLE_TIMEOUT = 5,
 
   /**
-   * No Hello arrived in time after connecting.
+   * The socket was not authenticated (no Welcome) within the auth timeout
+   * after connecting.
    *
    * @generated from enum value: CLOSE_REASON_AUTH_TIMEOUT = 6;
    */
   AUTH_TIMEOUT = 6,
 
   /**
-   * A frame could not be decoded, or broke the protocol.
+   * The WebSocket framing was broken (unmasked or fragmented control frame,
+   * reserved bits, unknown opcode, a continuation without a message). A
+   * well-framed message that does not decode as a ClientFrame is not a
+   * close: it gets a BAD_REQUEST reply and counts as a violation.
    *
    * @generated from enum value: CLOSE_REASON_PROTOCOL_ERROR = 7;
    */
   PROTOCOL_ERROR = 7,
 
   /**
-   * A frame was larger than max_frame_bytes.
+   * A WebSocket frame, or a fragmented message, was larger than
+   * max_frame_bytes.
    *
    * @generated from enum value: CLOSE_REASON_FRAME_TOO_LARGE = 8;
    */
   FRAME_TOO_LARGE = 8,
 
   /**
-   * The client kept breaking the rate or in-flight limits (violations
-   * decay over time). Do not reconnect automatically: fix the client.
+   * The client kept breaking the rules (rate limit, in-flight limit, bad
+   * cids, undecodable frames...): more violations than allowed, where the
+   * count drops by one for every full 10 s between two violations. It is
+   * sent after the Error reply to the violation that went over. reconnect is
+   * false: the client has a bug or is abusive, and reconnecting would
+   * repeat it.
    *
    * @generated from enum value: CLOSE_REASON_POLICY_VIOLATION = 9;
    */
@@ -720,6 +833,14 @@ export enum CloseReason {
    * @generated from enum value: CLOSE_REASON_SERVER_ERROR = 12;
    */
   SERVER_ERROR = 12,
+
+  /**
+   * A text message was not valid UTF-8 (RFC 6455 section 8.1). The close
+   * status is the standard 1007, not 4013.
+   *
+   * @generated from enum value: CLOSE_REASON_INVALID_PAYLOAD = 13;
+   */
+  INVALID_PAYLOAD = 13,
 }
 
 /**
