@@ -480,7 +480,7 @@ func TestIntegrationDrainingReconnects(t *testing.T) {
 	s := dial(t, c, DialOptions{Session: login(t, c), AutoReconnect: true, Backoff: fastBackoff})
 	nextEvent(t, s, EventConnected)
 	ctx := testCtx(t)
-	go func() { _ = n.Gateway().Drain(ctx, false) }()
+	go func() { _ = n.Gateway().Drain(ctx, gateway.DrainOptions{}) }()
 
 	// The node asks the client to reconnect elsewhere...
 	e := nextEvent(t, s, EventReconnecting)

@@ -795,6 +795,12 @@ func (s *Socket) push(c *wsConn, p *realtimev1.Push) bool {
 	s.mu.Lock()
 	ok, gap := s.tracker.accept(p.GetSeq())
 	last := s.tracker.last
+	if ok {
+		// Counted as delivered before the hand-over, so an application
+		// that has received the push reads a LastSeq covering it; taken
+		// back below if the socket closes before the push is taken.
+		s.tracker.delivered(p.GetSeq())
+	}
 	s.mu.Unlock()
 	if !ok {
 		s.log.Debug("client: duplicate push dropped", "seq", p.GetSeq(), "last", last)
@@ -812,12 +818,14 @@ func (s *Socket) push(c *wsConn, p *realtimev1.Push) bool {
 			c.blocked.Store(false)
 		case <-s.closing:
 			c.blocked.Store(false)
+			s.mu.Lock()
+			if s.tracker.last == p.GetSeq() {
+				s.tracker.last = last
+			}
+			s.mu.Unlock()
 			return false
 		}
 	}
-	s.mu.Lock()
-	s.tracker.delivered(p.GetSeq())
-	s.mu.Unlock()
 	return true
 }
 

@@ -279,7 +279,7 @@ func (c *conn) handleRPC(ctx context.Context, cid uint32, s *Session, req *realt
 	c.done(cid)
 	defer func() { c.g.metrics.rpcDuration.WithLabelValues(req.Name).Observe(time.Since(start).Seconds()) }()
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		if _, internal := apierr.From(err); internal && errors.Is(err, context.DeadlineExceeded) {
 			err = apierr.Wrap(realtimev1.ErrorCode_ERROR_CODE_TIMEOUT, err, "request timed out")
 		}
 		c.replyError(cid, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // WebSocket opcodes (RFC 6455 §5.2).
@@ -120,10 +121,15 @@ func frameHeaderLen(n int) int {
 }
 
 // closePayload builds a close frame payload: status code and reason (cut
-// to fit the 125-byte control frame limit).
+// to fit the 125-byte control frame limit, at a rune boundary: the reason
+// must stay valid UTF-8).
 func closePayload(code uint16, reason string) []byte {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		n := 123
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	p := make([]byte, 2, 2+len(reason))
 	binary.BigEndian.PutUint16(p, code)

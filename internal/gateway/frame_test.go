@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // maskedFrame builds a masked client frame like a browser would.
@@ -105,4 +107,18 @@ func FuzzParseFrame(f *testing.F) {
 			buf = buf[n:]
 		}
 	})
+}
+
+func TestClosePayloadKeepsUTF8(t *testing.T) {
+	reason := strings.Repeat("é", 100) // 200 bytes, 2 per rune
+	p := closePayload(4011, reason)
+	if len(p) > 125 {
+		t.Fatalf("payload %d bytes, want at most 125", len(p))
+	}
+	if !utf8.Valid(p[2:]) {
+		t.Errorf("reason cut inside a rune: %q", p[2:])
+	}
+	if got := string(p[2:]); got != strings.Repeat("é", 61) {
+		t.Errorf("reason = %q (%d bytes)", got, len(got))
+	}
 }

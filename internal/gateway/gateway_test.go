@@ -212,8 +212,9 @@ func TestBadFrames(t *testing.T) {
 	t.Run("oversized", func(t *testing.T) {
 		c, _ := open(t, n, sess.Token, "", 0)
 		c.request(echo(strings.Repeat("x", 2000)))
-		if code, _ := c.expectClose(); code != closeCode(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE) && code != 0 {
-			t.Errorf("close code %d, want %d", code, closeCode(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE))
+		code, d := c.expectClose()
+		if code != closeCode(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE) || d.GetReason() != realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE || !d.GetReconnect() {
+			t.Errorf("close %d %v, want %d and a Disconnect", code, d, closeCode(realtimev1.CloseReason_CLOSE_REASON_FRAME_TOO_LARGE))
 		}
 	})
 	t.Run("garbage protobuf", func(t *testing.T) {
@@ -244,8 +245,23 @@ func TestBadFrames(t *testing.T) {
 		if _, err := c.c.Write([]byte{0x82, 0x01, 0x00}); err != nil {
 			t.Fatal(err)
 		}
-		if code, _ := c.expectClose(); code != closeCode(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR) && code != 0 {
-			t.Errorf("close code %d", code)
+		code, d := c.expectClose()
+		if code != closeCode(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR) || d.GetReason() != realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR {
+			t.Errorf("close %d %v, want %d and a Disconnect", code, d, closeCode(realtimev1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR))
+		}
+	})
+	t.Run("invalid UTF-8 text", func(t *testing.T) {
+		c := dial(t, n, "format=json")
+		c.request(tokenHello(sess.Token, "", 0))
+		if fr := c.mustRecv(); fr.GetWelcome() == nil {
+			t.Fatalf("hello: got %v", fr)
+		}
+		if _, err := c.c.Write(maskedClientFrame(ws.OpText, []byte("{\"cid\":1,\"ping\":{}}\xff"))); err != nil {
+			t.Fatal(err)
+		}
+		code, d := c.expectClose()
+		if code != 1007 || d.GetReason() != realtimev1.CloseReason_CLOSE_REASON_INVALID_PAYLOAD || !d.GetReconnect() {
+			t.Errorf("close %d %v, want 1007 and Disconnect{INVALID_PAYLOAD}", code, d)
 		}
 	})
 	t.Run("fragmented message", func(t *testing.T) {
@@ -289,7 +305,8 @@ func TestTimeouts(t *testing.T) {
 		}
 		clk.Advance(2 * time.Second)
 		code, d := c.expectClose()
-		if code != closeCode(realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT) || d.GetReason() != realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT {
+		if code != closeCode(realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT) || d.GetReason() != realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT ||
+			d.GetMessage() != "not authenticated in time" {
 			t.Errorf("close %d %v", code, d)
 		}
 	})

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"unicode/utf8"
 
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/apierr"
@@ -132,6 +133,12 @@ func (c *conn) onFrame(f wsFrame) bool {
 
 // onMessage decodes one protocol frame and dispatches it.
 func (c *conn) onMessage(op byte, msg []byte) bool {
+	if op == opText && !utf8.Valid(msg) {
+		// RFC 6455 §8.1: a text message must be UTF-8, or the connection
+		// fails with 1007.
+		c.closeWith(realtimev1.CloseReason_CLOSE_REASON_INVALID_PAYLOAD, "text message is not valid UTF-8", withNotice)
+		return false
+	}
 	if (op == opText) != (c.format == wire.JSON) {
 		c.replyError(0, apierr.BadRequest("frame type does not match the negotiated format %s", c.format))
 		return c.violation()

@@ -40,7 +40,7 @@ func (g *Gateway) sweep() {
 		switch {
 		case st >= stateClosing:
 		case st != stateOpen && now-c.openedAt > authLimit:
-			toClose = append(toClose, closing{c, realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT, "not authenticated in time: send hello first"})
+			toClose = append(toClose, closing{c, realtimev1.CloseReason_CLOSE_REASON_AUTH_TIMEOUT, "not authenticated in time"})
 		case now-c.lastRecv.Load() > idleLimit:
 			toClose = append(toClose, closing{c, realtimev1.CloseReason_CLOSE_REASON_IDLE_TIMEOUT, "no frame received in time"})
 		}

@@ -293,20 +293,6 @@ func (c *conn) closeMoved() {
 	c.closeWith(realtimev1.CloseReason_CLOSE_REASON_REPLACED, "", noNotice)
 }
 
-// reconnects says whether a client closed for reason should reconnect on
-// its own (Disconnect.reconnect).
-func reconnects(reason realtimev1.CloseReason) bool {
-	switch reason {
-	case realtimev1.CloseReason_CLOSE_REASON_REPLACED,
-		realtimev1.CloseReason_CLOSE_REASON_KICKED,
-		realtimev1.CloseReason_CLOSE_REASON_NORMAL,
-		realtimev1.CloseReason_CLOSE_REASON_AUTH_FAILED,
-		realtimev1.CloseReason_CLOSE_REASON_POLICY_VIOLATION:
-		return false
-	}
-	return true
-}
-
 // closeWith starts closing the socket. withNotice first sends the client
 // a Disconnect frame and a close frame; the socket closes once they are
 // written (or the write times out). It never closes the socket on the
@@ -328,7 +314,7 @@ func (c *conn) closeWith(reason realtimev1.CloseReason, msg string, notice notic
 	}
 	c.mu.Unlock()
 	frame, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Disconnect{Disconnect: &realtimev1.Disconnect{
-		Reason: reason, Message: msg, Reconnect: reconnects(reason)}}})
+		Reason: reason, Message: msg, Reconnect: wire.Reconnect(reason)}}})
 	if err != nil {
 		c.finish()
 		return
