@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// startServe runs `taisen serve` on free ports and waits until it is ready.
-func startServe(t *testing.T, args ...string) (client, admin, dataDir string) {
+// serveNode runs `taisen serve` on free ports and waits until it is ready.
+func serveNode(t *testing.T, args ...string) (client, admin, dataDir string) {
 	t.Helper()
 	dataDir = filepath.Join(t.TempDir(), "data")
 	client, admin = freeAddr(t), freeAddr(t)
@@ -57,7 +57,7 @@ func runTaisen(t *testing.T, env []string, args ...string) (string, string, int)
 }
 
 func TestNodesCommand(t *testing.T) {
-	client, admin, dataDir := startServe(t, "--node-id", "cli-node-1", "--node-heartbeat", "200ms")
+	client, admin, dataDir := serveNode(t, "--node-id", "cli-node-1", "--node-heartbeat", "200ms")
 	adminURL := "http://" + admin
 
 	// --json: a JSON array of records with proto field names; the key
