@@ -462,3 +462,34 @@ func TestConsumeEndsWithBus(t *testing.T) {
 		t.Fatal("Consume did not return after the bus closed")
 	}
 }
+
+// TestConsumeEndsWhenDeleted checks that Consume returns
+// ErrConsumerNotFound when its durable is deleted under it.
+func TestConsumeEndsWhenDeleted(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	b := connect(t, s, "consume-deleted")
+	ctx := ctxTimeout(t, 20*time.Second)
+	st, err := b.Stream(ctx, bus.StreamConfig{Name: "s", Subjects: []string{"s"}, Memory: true})
+	require.NoError(t, err)
+	c, err := st.Consumer(ctx, bus.ConsumerConfig{Durable: "d"})
+	require.NoError(t, err)
+	got := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Consume(ctx, func(m *bus.StreamMsg) {
+			_ = m.Ack(ctx)
+			got <- struct{}{}
+		})
+	}()
+	_, err = st.Publish(ctx, "s", []byte("x"))
+	require.NoError(t, err)
+	<-got // consuming for real
+	require.NoError(t, b.js.DeleteConsumer(ctx, "s", "d"))
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, bus.ErrConsumerNotFound)
+	case <-ctx.Done():
+		t.Fatal("Consume did not return after its consumer was deleted")
+	}
+}
