@@ -2,6 +2,8 @@ package natsbus
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +146,45 @@ func TestKVWatchEndsWithBus(t *testing.T) {
 		assert.False(t, ok, "event after close")
 	case <-ctx.Done():
 		t.Fatal("watch channel not closed after the bus closed")
+	}
+}
+
+// TestKVWatchAcrossRestart checks that a watch keeps reporting after the
+// server restarts (its consumer is recreated after the last event seen).
+func TestKVWatchAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := ctxTimeout(t, 60*time.Second)
+	s1, err := StartServer(ctx, ServerConfig{StoreDir: dir, Listen: "127.0.0.1:0", Logger: testLogger(t, slog.LevelWarn)})
+	require.NoError(t, err)
+	url := s1.ClientURL()
+	b, err := Connect(ctx, Config{URL: url, Name: "watch-restart", Logger: testLogger(t, slog.LevelWarn)})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, b.Close()) })
+	kv, err := b.KeyValue(ctx, bus.KVConfig{Bucket: "restart"})
+	require.NoError(t, err)
+	_, err = kv.Put(ctx, "before", []byte("1"), 0)
+	require.NoError(t, err)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ch, err := kv.Watch(wctx, ">")
+	require.NoError(t, err)
+	assert.Equal(t, "before", recvEvent(t, ch, 5*time.Second).Entry.Key)
+	assert.Equal(t, bus.KVSynced, recvEvent(t, ch, 5*time.Second).Op)
+
+	s1.Shutdown()
+	_, addr, _ := strings.Cut(url, "://")
+	s2, err := StartServer(ctx, ServerConfig{StoreDir: dir, Listen: addr, Logger: testLogger(t, slog.LevelWarn)})
+	require.NoError(t, err)
+	t.Cleanup(s2.Shutdown)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := kv.Put(ctx, "after", []byte("2"), 0)
+		assert.NoError(c, err)
+	}, 10*time.Second, 50*time.Millisecond)
+	ev := recvEvent(t, ch, 20*time.Second)
+	assert.Equal(t, bus.KVPut, ev.Op, "%+v", ev)
+	assert.Equal(t, "after", ev.Entry.Key, "resumed after the last event seen, nothing replayed")
+	assert.Equal(t, "2", string(ev.Entry.Value))
+	stop()
+	for range ch { // drain until the watch closes it
 	}
 }
