@@ -1,6 +1,7 @@
 // Command taisen is the taisen game backend: `taisen serve` runs a node,
-// `taisen loadtest` runs a swarm of simulated players against one, and
-// `taisen config` prints the configuration reference.
+// `taisen loadtest` runs a swarm of simulated players against one,
+// `taisen nodes` lists the live nodes of a cluster, and `taisen config`
+// prints the configuration reference.
 package main
 
 import (
@@ -29,6 +30,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run a taisen node (embedded NATS and SQLite unless told otherwise)", runServe},
 		{"loadtest", "run a swarm of simulated players against a node", runLoadtest},
+		{"nodes", "list the live nodes of the cluster (load, readiness, endpoints)", runNodes},
 		{"config", "print every setting with its flag, environment variable and default", runConfig},
 		{"version", "print the version", runVersion},
 	}

@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer, getenv fu
 		// may be embedded in a game's own binary.
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	a, err := app.New(ctx, cfg, app.Options{LogOutput: stderr})
+	a, err := app.New(ctx, cfg, app.Options{LogOutput: stderr, Version: version})
 	if err != nil {
 		return err
 	}

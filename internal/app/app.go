@@ -36,6 +36,7 @@ import (
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
 	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/internal/config"
+	"github.com/taisen-dev/taisen/internal/control"
 	"github.com/taisen-dev/taisen/internal/gateway"
 	"github.com/taisen-dev/taisen/internal/logdam"
 	"github.com/taisen-dev/taisen/internal/store"
@@ -55,6 +56,8 @@ type Options struct {
 	// Clock drives the node's timers; the system clock when nil (tests
 	// pass a clock.Fake).
 	Clock clock.Clock
+	// Version is the build version the node reports in its heartbeat.
+	Version string
 }
 
 // App is one running taisen node.
@@ -69,6 +72,8 @@ type App struct {
 	store   store.Store
 	auth    *auth.Service
 	gw      *gateway.Gateway
+	nodes   *control.Registry
+	beat    *control.Heartbeat
 
 	clientLn, adminLn net.Listener
 	clientSrv         *http.Server
@@ -221,6 +226,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 		return nil, fmt.Errorf("admin listener %s (is another taisen running? choose --admin-addr): %w", cfg.AdminAddr, err)
 	}
+	if err := a.startNodes(ctx, opts.Version); err != nil {
+		return nil, err
+	}
 	a.clientSrv = &http.Server{Handler: a.clientMux(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelDebug)}
 	a.adminSrv = &http.Server{Handler: a.adminMux(), ReadHeaderTimeout: 10 * time.Second,
@@ -293,6 +301,7 @@ func (a *App) adminMux() http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	path, h := adminv1connect.NewSessionServiceHandler(gateway.NewAdminHandler(a.gw))
 	mux.Handle(path, a.requireServerKey(h))
+	mux.Handle(a.nodeService())
 	return mux
 }
 
@@ -373,6 +382,7 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { a.serveErr <- serve(a.clientSrv, a.clientLn) }()
 	go func() { a.serveErr <- serve(a.adminSrv, a.adminLn) }()
 	a.ready.Store(true)
+	go func() { _ = a.beat.Run(context.Background()) }() // ended by beat.Stop in closeAll
 	fmt.Fprintf(a.banner, "taisen: node %s serving clients on %s (WebSocket /ws), admin on %s\n", a.cfg.NodeID, a.ClientAddr(), a.AdminAddr())
 	a.log.Info("serving", "client", a.ClientAddr(), "admin", a.AdminAddr())
 	var runErr error
@@ -423,6 +433,9 @@ func (a *App) closeAll(ctx context.Context) {
 		_ = a.adminSrv.Shutdown(sctx)
 	} else if a.adminLn != nil {
 		a.adminLn.Close()
+	}
+	if a.beat != nil {
+		a.beat.Stop()
 	}
 	if a.gw != nil {
 		_ = a.gw.Close()

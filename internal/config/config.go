@@ -63,6 +63,10 @@ type Config struct {
 	GCPercent int
 	// DrainTimeout bounds the wait for sessions to leave on SIGTERM.
 	DrainTimeout time.Duration
+	// NodeHeartbeat is how often the node writes its record (load,
+	// readiness, endpoints) to the "nodes" bucket; the record lives three
+	// heartbeats. Zero means one second.
+	NodeHeartbeat time.Duration
 
 	// Gateway configures realtime sessions; its NodeID comes from NodeID.
 	Gateway gateway.Config
@@ -87,6 +91,8 @@ func Defaults() Config {
 		DrainTimeout: 30 * time.Second,
 		Gateway:      gateway.Defaults(),
 		Auth:         Auth{SessionTTL: time.Hour, RefreshTTL: 30 * 24 * time.Hour},
+
+		NodeHeartbeat: time.Second,
 	}
 }
 
@@ -145,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain-timeout: must not be negative"))
+	}
+	if c.NodeHeartbeat != 0 && (c.NodeHeartbeat < 100*time.Millisecond || c.NodeHeartbeat > time.Minute) {
+		errs = append(errs, fmt.Errorf("node-heartbeat %v: want 100ms to 1m (0 for the default, 1s)", c.NodeHeartbeat))
 	}
 	if c.Auth.SessionTTL < time.Minute || c.Auth.RefreshTTL < c.Auth.SessionTTL {
 		errs = append(errs, errors.New("token-ttl must be at least 1m and refresh-ttl at least token-ttl"))
@@ -231,6 +240,7 @@ func fields(c *Config) []field {
 	str(&c.TLSKey, "tls-key", "private key file for tls-cert")
 	num(&c.GCPercent, "gc-percent", "garbage-collector target (GOGC) of the serve process; 0 keeps Go's default. 50 cuts idle memory per session by about a quarter (docs/benchmarks.md)")
 	dur(&c.DrainTimeout, "drain-timeout", "on SIGTERM, how long to wait for sessions to leave")
+	dur(&c.NodeHeartbeat, "node-heartbeat", "how often the node writes its load record to the nodes bucket (taisen nodes lists it until three are missed)")
 	str(&c.Gateway.Engine, "engine", "socket engine: epoll (Linux) or goroutine (portable, one goroutine per socket)")
 	num(&c.Gateway.MaxFrameBytes, "max-frame-bytes", "largest client frame accepted")
 	num(&c.Gateway.MaxInFlight, "max-in-flight", "requests per session awaiting a reply")

@@ -39,7 +39,7 @@ var (
 // settings. Buckets keep one revision per key and allow per-key TTL, which
 // needs nats-server 2.11 or later. Changing Memory of an existing bucket
 // fails (JetStream cannot change a stream's storage).
-func (b *Bus) KeyValue(ctx context.Context, cfg bus.KVConfig) (bus.KV, error) {
+func (b *Bus) KeyValue(ctx context.Context, cfg bus.KVConfig) (bus.Bucket, error) {
 	if !bucketRe.MatchString(cfg.Bucket) {
 		return nil, fmt.Errorf("%w %q: use letters, digits, \"-\" and \"_\"", ErrInvalidBucket, cfg.Bucket)
 	}
@@ -85,7 +85,7 @@ type kvBucket struct {
 	prefix string // "$KV.<bucket>.", the subject prefix of the keys
 }
 
-var _ bus.KV = (*kvBucket)(nil)
+var _ bus.Bucket = (*kvBucket)(nil)
 
 // Get returns the key's value, or bus.ErrKeyNotFound when it is missing,
 // deleted or expired.

@@ -13,7 +13,7 @@ import (
 )
 
 // openKV opens a bucket on a fresh in-process server.
-func openKV(t *testing.T, cfg bus.KVConfig) bus.KV {
+func openKV(t *testing.T, cfg bus.KVConfig) bus.Bucket {
 	t.Helper()
 	s := startServer(t, "")
 	b := connect(t, s, "kv")

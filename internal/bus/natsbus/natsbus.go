@@ -1,6 +1,7 @@
 // Package natsbus implements bus.Bus on NATS: core NATS for publish/subscribe,
 // request/reply and queue groups, JetStream key-value buckets (with per-key
-// TTL) for bus.KV. StartServer embeds a nats-server with JetStream in the
+// TTL, watched through ordered consumers) for bus.Bucket, and JetStream
+// streams with durable pull consumers for bus.Stream. StartServer embeds a nats-server with JetStream in the
 // process for single-node setups; Connect reaches it in-process or reaches
 // any NATS server (≥ 2.11 for per-key TTL) over TCP.
 package natsbus
