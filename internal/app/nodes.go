@@ -40,7 +40,7 @@ func (a *App) nodeLoad() control.Load {
 	draining := a.gw.Draining()
 	return control.Load{
 		Sessions: st.Sessions, Sockets: st.Sockets, DetachedSessions: st.Detached, EpollLoops: loops,
-		Ready: a.ready.Load() && !draining, Draining: draining,
+		Ready: a.ready.Load() && !draining && a.gw.Healthy() == nil, Draining: draining,
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	clusterv1 "github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1"
 	"github.com/taisen-dev/taisen/internal/bus"
+	"github.com/taisen-dev/taisen/internal/clock"
 )
 
 // Bucket is the bus key-value bucket holding one NodeRecord per live node,
@@ -53,29 +54,15 @@ type LoadFunc func() Load
 // Load calls f.
 func (f LoadFunc) Load() Load { return f() }
 
-// Ticker is the part of *time.Ticker that Heartbeat uses.
-type Ticker interface {
-	C() <-chan time.Time
-	Stop()
-}
+// Ticker is the ticker of the shared clock package.
+type Ticker = clock.Ticker
 
-// Clock gives Heartbeat the time and its ticker; tests pass a fake one.
+// Clock is the part of clock.Clock that Heartbeat uses; clock.Real() in
+// production, a fake in tests.
 type Clock interface {
 	Now() time.Time
 	NewTicker(d time.Duration) Ticker
 }
-
-// systemClock is the real clock.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) NewTicker(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
-
-type realTicker struct{ t *time.Ticker }
-
-func (t realTicker) C() <-chan time.Time { return t.t.C }
-func (t realTicker) Stop()               { t.t.Stop() }
 
 // KVOpener opens key-value buckets (bus.Bus does).
 type KVOpener interface {
@@ -150,7 +137,7 @@ func NewHeartbeat(ctx context.Context, cfg Config, deps Deps) (*Heartbeat, error
 	cfg.Roles = slices.Clone(cfg.Roles)
 	h := &Heartbeat{cfg: cfg, load: deps.Load, clock: deps.Clock, log: deps.Logger, ttl: ttlIntervals * cfg.Interval}
 	if h.clock == nil {
-		h.clock = systemClock{}
+		h.clock = clock.Real()
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
