@@ -39,6 +39,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Close", testClose},
 		{"ConcurrentSameCredential", testConcurrentSameCredential},
 		{"ConcurrentDistinctAccounts", testConcurrentDistinctAccounts},
+		{"CredentialAccount", testCredentialAccount},
+		{"SetUsername", testSetUsername},
+		{"SessionState", testSessionState},
+		{"ConsumeRefresh", testConsumeRefresh},
+		{"ConcurrentRefreshReuse", testConcurrentRefreshReuse},
+		{"ListAccounts", testListAccounts},
+		{"InTx", testInTx},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
