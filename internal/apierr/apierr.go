@@ -115,6 +115,7 @@ var connectCodes = map[Code]connect.Code{
 	realtimev1.ErrorCode_ERROR_CODE_ALREADY_AUTHENTICATED: connect.CodeFailedPrecondition,
 	realtimev1.ErrorCode_ERROR_CODE_BAD_CID:               connect.CodeInvalidArgument,
 	realtimev1.ErrorCode_ERROR_CODE_TIMEOUT:               connect.CodeDeadlineExceeded,
+	realtimev1.ErrorCode_ERROR_CODE_BUSY:                  connect.CodeResourceExhausted,
 }
 
 // CodeHeader is the response header (and Connect error metadata key) that

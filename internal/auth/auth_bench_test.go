@@ -2,7 +2,10 @@ package auth
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
+
+	"github.com/taisen-dev/taisen/internal/store/sqlite"
 )
 
 func BenchmarkHashDefault(b *testing.B) {
@@ -50,6 +53,40 @@ func BenchmarkAuthenticateDevice(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := env.svc.Authenticate(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthenticateDeviceSQLite measures a device login of an existing
+// account against a real SQLite store: the credential lookup, the account
+// load and two signed tokens.
+func BenchmarkAuthenticateDeviceSQLite(b *testing.B) {
+	st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "taisen.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	tokens, err := NewTokenIssuer(TokenConfig{Secret: testSecret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hasher, err := NewHasher(fastParams, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := New(Config{}, Deps{Accounts: st, Tokens: tokens, Hasher: hasher})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := svc.Authenticate(ctx, deviceReq("bench-device-0001", true)); err != nil {
+		b.Fatal(err)
+	}
+	req := deviceReq("bench-device-0001", false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := svc.Authenticate(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -141,7 +141,7 @@ func TestConnectEndToEnd(t *testing.T) {
 	t.Run("internal error", func(t *testing.T) {
 		ctx := context.Background()
 		client := apiv1connect.NewAuthServiceClient(srv.Client(), srv.URL)
-		env.store.fail("Credential", errors.New("secret database detail"))
+		env.store.fail("CredentialAccount", errors.New("secret database detail"))
 		_, err := client.Authenticate(ctx, connect.NewRequest(deviceReq("device-anything", true)))
 		ce := wantConnectError(t, err, connect.CodeInternal, "internal")
 		if ce.Message() != "internal error" {

@@ -61,6 +61,10 @@ const (
 	ErrorCode_ERROR_CODE_BAD_CID ErrorCode = 14
 	// The request took longer than the server allows.
 	ErrorCode_ERROR_CODE_TIMEOUT ErrorCode = 15
+	// The server is at capacity for this kind of work (for example too many
+	// password logins at once, in all or from one address); retry after a
+	// short pause. Over HTTP: status 429 with a Retry-After header.
+	ErrorCode_ERROR_CODE_BUSY ErrorCode = 16
 )
 
 // Enum value maps for ErrorCode.
@@ -82,6 +86,7 @@ var (
 		13: "ERROR_CODE_ALREADY_AUTHENTICATED",
 		14: "ERROR_CODE_BAD_CID",
 		15: "ERROR_CODE_TIMEOUT",
+		16: "ERROR_CODE_BUSY",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":           0,
@@ -100,6 +105,7 @@ var (
 		"ERROR_CODE_ALREADY_AUTHENTICATED": 13,
 		"ERROR_CODE_BAD_CID":               14,
 		"ERROR_CODE_TIMEOUT":               15,
+		"ERROR_CODE_BUSY":                  16,
 	}
 )
 
@@ -1316,7 +1322,7 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1f.taisen.realtime.v1.CloseReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
 	"\treconnect\x18\x03 \x01(\bR\treconnect\"\x10\n" +
-	"\x0eLogoutResponse*\xe7\x03\n" +
+	"\x0eLogoutResponse*\xfc\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\x01\x12\x1a\n" +
@@ -1334,7 +1340,8 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\x16ERROR_CODE_UNAVAILABLE\x10\f\x12$\n" +
 	" ERROR_CODE_ALREADY_AUTHENTICATED\x10\r\x12\x16\n" +
 	"\x12ERROR_CODE_BAD_CID\x10\x0e\x12\x16\n" +
-	"\x12ERROR_CODE_TIMEOUT\x10\x0f*\x8b\x03\n" +
+	"\x12ERROR_CODE_TIMEOUT\x10\x0f\x12\x13\n" +
+	"\x0fERROR_CODE_BUSY\x10\x10*\x8b\x03\n" +
 	"\vCloseReason\x12\x1c\n" +
 	"\x18CLOSE_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13CLOSE_REASON_NORMAL\x10\x01\x12\x19\n" +
