@@ -373,4 +373,3 @@ func TestRefreshTokenWithoutFamily(t *testing.T) {
 		t.Errorf("message = %q", e.Message)
 	}
 }
-
