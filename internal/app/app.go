@@ -31,6 +31,7 @@ import (
 
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
+	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/auth"
 	"github.com/taisen-dev/taisen/internal/bus"
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
@@ -181,8 +182,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("password hasher: %w", err)
 	}
-	a.auth, err = auth.New(auth.Config{}, auth.Deps{Accounts: a.store, Tokens: tokens, Hasher: hasher, Logger: a.log.With("component", "auth")})
+	a.auth, err = auth.New(auth.Config{}, auth.Deps{Accounts: a.store, Tokens: tokens, Hasher: hasher, Logger: a.log.With("component", "auth"),
+		Bus: a.bus, OnRevoke: a.kickRevoked})
 	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if err := a.auth.Start(ctx); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 
@@ -253,6 +258,13 @@ func generateNodeID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
+// kickRevoked closes the live socket of a user whose sessions auth revoked.
+func (a *App) kickRevoked(ctx context.Context, userID string) {
+	if _, err := a.gw.Kick(ctx, userID, realtimev1.CloseReason_CLOSE_REASON_KICKED, "sessions revoked"); err != nil {
+		a.log.WarnContext(ctx, "revoked sessions: socket not closed", "user_id", userID, "err", err)
+	}
+}
+
 // authAdapter gives the gateway the view of auth.Service it declares.
 type authAdapter struct{ s *auth.Service }
 
@@ -288,6 +300,8 @@ func (a *App) adminMux() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	path, h := adminv1connect.NewSessionServiceHandler(gateway.NewAdminHandler(a.gw))
+	mux.Handle(path, a.requireServerKey(h))
+	path, h = auth.AdminHTTPHandler(a.auth)
 	mux.Handle(path, a.requireServerKey(h))
 	return mux
 }
@@ -419,6 +433,9 @@ func (a *App) closeAll(ctx context.Context) {
 	}
 	if a.gw != nil {
 		_ = a.gw.Close()
+	}
+	if a.auth != nil {
+		_ = a.auth.Close()
 	}
 	if a.bus != nil {
 		_ = a.bus.Close()
