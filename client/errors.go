@@ -132,7 +132,8 @@ func retryable(c realtimev1.ErrorCode) bool {
 		realtimev1.ErrorCode_ERROR_CODE_RATE_LIMITED,
 		realtimev1.ErrorCode_ERROR_CODE_TOO_MANY_IN_FLIGHT,
 		realtimev1.ErrorCode_ERROR_CODE_UNAVAILABLE,
-		realtimev1.ErrorCode_ERROR_CODE_TIMEOUT:
+		realtimev1.ErrorCode_ERROR_CODE_TIMEOUT,
+		realtimev1.ErrorCode_ERROR_CODE_BUSY:
 		return true
 	}
 	return false
