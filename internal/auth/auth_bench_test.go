@@ -2,9 +2,11 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
+	"github.com/taisen-dev/taisen/internal/store"
 	"github.com/taisen-dev/taisen/internal/store/sqlite"
 )
 
@@ -87,6 +89,28 @@ func BenchmarkAuthenticateDeviceSQLite(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := svc.Authenticate(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServiceVerifySession measures the socket's token check: the
+// signature and the revocation cache, with a few thousand restricted
+// accounts cached.
+func BenchmarkServiceVerifySession(b *testing.B) {
+	env := newTestEnv(b)
+	ctx := context.Background()
+	res, err := env.svc.Authenticate(ctx, deviceReq("bench-device-0001", true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 4096 {
+		env.svc.revoked.setUser(store.SessionState{AccountID: fmt.Sprintf("revoked-%d", i), Epoch: 1})
+	}
+	token := res.GetSession().GetToken()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.svc.VerifySession(token); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -11,6 +11,9 @@ ALTER TABLE accounts ADD COLUMN session_epoch bigint NOT NULL DEFAULT 0;
 CREATE INDEX accounts_restricted_idx ON accounts (id)
     WHERE session_epoch > 0 OR disabled_at IS NOT NULL;
 
+-- ListAccounts pages by id in byte order, as in SQLite.
+CREATE INDEX accounts_id_c_idx ON accounts (id COLLATE "C");
+
 CREATE TABLE deleted_accounts (
     account_id text PRIMARY KEY,
     deleted_at timestamptz NOT NULL
@@ -35,5 +38,6 @@ CREATE INDEX refresh_families_expires_at_idx ON refresh_families (expires_at);
 -- +goose Down
 DROP TABLE refresh_families;
 DROP TABLE deleted_accounts;
+DROP INDEX accounts_id_c_idx;
 DROP INDEX accounts_restricted_idx;
 ALTER TABLE accounts DROP COLUMN session_epoch;
