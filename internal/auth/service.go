@@ -89,7 +89,9 @@ type Deps struct {
 	// RevocationSubject) so that every node's cache learns them at once.
 	Bus bus.Bus
 	// OnRevoke, when set, is called after an account's sessions were
-	// revoked or the account disabled, to close its live socket.
+	// revoked, the account disabled, or one of its refresh tokens reused
+	// (which revokes that login), to close its live socket. It runs on
+	// the caller's goroutine and should not block for long.
 	OnRevoke func(ctx context.Context, userID string)
 }
 
@@ -383,7 +385,9 @@ func (s *Service) create(ctx context.Context, cred credential, username string) 
 // sessions it issued included) and fails with UNAUTHENTICATED, as does a
 // revoked chain, a token revoked by RevokeSessions, any invalid token
 // (TOKEN_EXPIRED when merely expired) and one whose account no longer
-// exists; a disabled account fails with PERMISSION_DENIED.
+// exists; a disabled account fails with PERMISSION_DENIED. A reuse also
+// closes the account's live socket (Deps.OnRevoke): which login it
+// belongs to cannot be told, and the thief may hold it.
 func (s *Service) Refresh(ctx context.Context, req *apiv1.RefreshRequest) (*apiv1.RefreshResponse, error) {
 	if req.GetRefreshToken() == "" {
 		return nil, apierr.BadRequest("refresh_token is required")
