@@ -39,6 +39,7 @@ const (
 	CodeTimeout              Code = realtimev1.ErrorCode_ERROR_CODE_TIMEOUT
 	CodeConflict             Code = realtimev1.ErrorCode_ERROR_CODE_CONFLICT
 	CodeFailedPrecondition   Code = realtimev1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION
+	CodeBusy                 Code = realtimev1.ErrorCode_ERROR_CODE_BUSY
 )
 
 // Error is an error reported by the server for a request: an HTTP API call,
@@ -152,7 +153,8 @@ func retryable(c realtimev1.ErrorCode) bool {
 		realtimev1.ErrorCode_ERROR_CODE_RATE_LIMITED,
 		realtimev1.ErrorCode_ERROR_CODE_TOO_MANY_IN_FLIGHT,
 		realtimev1.ErrorCode_ERROR_CODE_UNAVAILABLE,
-		realtimev1.ErrorCode_ERROR_CODE_TIMEOUT:
+		realtimev1.ErrorCode_ERROR_CODE_TIMEOUT,
+		realtimev1.ErrorCode_ERROR_CODE_BUSY:
 		return true
 	}
 	return false

@@ -146,6 +146,7 @@ var connectCodes = map[Code]connect.Code{
 	realtimev1.ErrorCode_ERROR_CODE_TIMEOUT:               connect.CodeDeadlineExceeded,
 	realtimev1.ErrorCode_ERROR_CODE_CONFLICT:              connect.CodeAborted,
 	realtimev1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION:   connect.CodeFailedPrecondition,
+	realtimev1.ErrorCode_ERROR_CODE_BUSY:                  connect.CodeResourceExhausted,
 }
 
 // ConnectCode is the Connect (and gRPC) code the HTTP APIs answer with for

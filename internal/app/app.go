@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/http/pprof"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
+	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/auth"
 	"github.com/taisen-dev/taisen/internal/bus"
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
@@ -190,8 +192,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("password hasher: %w", err)
 	}
-	a.auth, err = auth.New(auth.Config{}, auth.Deps{Accounts: a.store, Tokens: tokens, Hasher: hasher, Logger: a.log.With("component", "auth")})
+	a.auth, err = auth.New(auth.Config{}, auth.Deps{Accounts: a.store, Tokens: tokens, Hasher: hasher, Logger: a.log.With("component", "auth"),
+		Bus: a.bus, OnRevoke: a.kickRevoked})
 	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if err := a.auth.Start(ctx); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 
@@ -265,10 +271,20 @@ func generateNodeID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
+// kickRevoked closes the live socket of a user whose sessions auth revoked.
+func (a *App) kickRevoked(ctx context.Context, userID string) {
+	if _, err := a.gw.Kick(ctx, userID, realtimev1.CloseReason_CLOSE_REASON_KICKED, "sessions revoked"); err != nil {
+		a.log.WarnContext(ctx, "revoked sessions: socket not closed", "user_id", userID, "err", err)
+	}
+}
+
 // authAdapter gives the gateway the view of auth.Service it declares.
 type authAdapter struct{ s *auth.Service }
 
-func (a authAdapter) Authenticate(ctx context.Context, req *apiv1.AuthenticateRequest) (*apiv1.AuthenticateResponse, error) {
+func (a authAdapter) Authenticate(ctx context.Context, req *apiv1.AuthenticateRequest, clientIP string) (*apiv1.AuthenticateResponse, error) {
+	if ip, err := netip.ParseAddr(clientIP); err == nil {
+		ctx = auth.WithClientIP(ctx, ip)
+	}
 	return a.s.Authenticate(ctx, req)
 }
 
@@ -302,6 +318,8 @@ func (a *App) adminMux() http.Handler {
 	path, h := adminv1connect.NewSessionServiceHandler(gateway.NewAdminHandler(a.gw))
 	mux.Handle(path, a.requireServerKey(h))
 	mux.Handle(a.nodeService())
+	path, h = auth.AdminHTTPHandler(a.auth)
+	mux.Handle(path, a.requireServerKey(h))
 	return mux
 }
 
@@ -439,6 +457,9 @@ func (a *App) closeAll(ctx context.Context) {
 	}
 	if a.gw != nil {
 		_ = a.gw.Close()
+	}
+	if a.auth != nil {
+		_ = a.auth.Close()
 	}
 	if a.bus != nil {
 		_ = a.bus.Close()

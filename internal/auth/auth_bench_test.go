@@ -2,7 +2,12 @@ package auth
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
+
+	"github.com/taisen-dev/taisen/internal/store"
+	"github.com/taisen-dev/taisen/internal/store/sqlite"
 )
 
 func BenchmarkHashDefault(b *testing.B) {
@@ -50,6 +55,62 @@ func BenchmarkAuthenticateDevice(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := env.svc.Authenticate(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthenticateDeviceSQLite measures a device login of an existing
+// account against a real SQLite store: the credential lookup, the account
+// load and two signed tokens.
+func BenchmarkAuthenticateDeviceSQLite(b *testing.B) {
+	st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "taisen.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	tokens, err := NewTokenIssuer(TokenConfig{Secret: testSecret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hasher, err := NewHasher(fastParams, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := New(Config{}, Deps{Accounts: st, Tokens: tokens, Hasher: hasher})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := svc.Authenticate(ctx, deviceReq("bench-device-0001", true)); err != nil {
+		b.Fatal(err)
+	}
+	req := deviceReq("bench-device-0001", false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := svc.Authenticate(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServiceVerifySession measures the socket's token check: the
+// signature and the revocation cache, with a few thousand restricted
+// accounts cached.
+func BenchmarkServiceVerifySession(b *testing.B) {
+	env := newTestEnv(b)
+	ctx := context.Background()
+	res, err := env.svc.Authenticate(ctx, deviceReq("bench-device-0001", true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 4096 {
+		env.svc.revoked.setUser(store.SessionState{AccountID: fmt.Sprintf("revoked-%d", i), Epoch: 1})
+	}
+	token := res.GetSession().GetToken()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.svc.VerifySession(token); err != nil {
 			b.Fatal(err)
 		}
 	}

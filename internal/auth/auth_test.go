@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/taisen-dev/taisen/internal/apierr"
 	"github.com/taisen-dev/taisen/internal/store"
+	"github.com/taisen-dev/taisen/internal/store/sqlite"
 )
 
 func TestMain(m *testing.M) {
@@ -46,39 +48,32 @@ func (c *testClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// fakeStore is an in-memory AccountStore with the uniqueness rules of
-// store.Store and hooks for failure injection.
-type fakeStore struct {
-	mu        sync.Mutex
-	accounts  map[string]store.Account
-	usernames map[string]string // username -> account id
-	creds     map[credKey]store.Credential
-	creates   int // successful CreateAccount calls
+// testStore is a real SQLite store with hooks for failure injection.
+type testStore struct {
+	*sqlite.Store
+	tb testing.TB
 
-	// beforeCreate, when set, runs at the start of CreateAccount, outside
-	// the lock.
+	mu sync.Mutex
+	// beforeCreate, when set, runs at the start of CreateAccount.
 	beforeCreate func()
 	// err, when set, is returned by the methods named in failOn.
 	err    error
 	failOn map[string]bool
 }
 
-type credKey struct {
-	kind    store.CredentialKind
-	subject string
-}
+var _ AccountStore = (*testStore)(nil)
 
-func newFakeStore() *fakeStore {
-	return &fakeStore{
-		accounts:  map[string]store.Account{},
-		usernames: map[string]string{},
-		creds:     map[credKey]store.Credential{},
+func newTestStore(tb testing.TB) *testStore {
+	tb.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "taisen.db"), nil)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { _ = st.Close() })
+	return &testStore{Store: st, tb: tb}
 }
 
-var _ AccountStore = (*fakeStore)(nil)
-
-func (f *fakeStore) fail(method string, err error) {
+func (f *testStore) fail(method string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failOn == nil {
@@ -88,112 +83,88 @@ func (f *fakeStore) fail(method string, err error) {
 	f.err = err
 }
 
-func (f *fakeStore) CreateAccount(ctx context.Context, a store.Account, c store.Credential) (store.Account, error) {
-	if f.beforeCreate != nil {
-		f.beforeCreate()
-	}
+func (f *testStore) failing(method string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.failOn["CreateAccount"] {
-		return store.Account{}, f.err
+	if f.failOn[method] {
+		return f.err
 	}
-	if err := ctx.Err(); err != nil {
+	return nil
+}
+
+func (f *testStore) CreateAccount(ctx context.Context, a store.Account, c store.Credential) (store.Account, error) {
+	f.mu.Lock()
+	hook := f.beforeCreate
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	if err := f.failing("CreateAccount"); err != nil {
 		return store.Account{}, err
 	}
-	_, idTaken := f.accounts[a.ID]
-	_, nameTaken := f.usernames[a.Username]
-	_, credTaken := f.creds[credKey{c.Kind, c.Subject}]
-	if idTaken || nameTaken || credTaken {
-		return store.Account{}, store.ErrAlreadyExists
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	a.CreatedAt, a.UpdatedAt, a.DisabledAt = now, now, time.Time{}
-	c.AccountID, c.CreatedAt = a.ID, now
-	f.accounts[a.ID] = a
-	f.usernames[a.Username] = a.ID
-	f.creds[credKey{c.Kind, c.Subject}] = c
-	f.creates++
-	return a, nil
+	return f.Store.CreateAccount(ctx, a, c)
 }
 
-func (f *fakeStore) Account(ctx context.Context, id string) (store.Account, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failOn["Account"] {
-		return store.Account{}, f.err
+func (f *testStore) Account(ctx context.Context, id string) (store.Account, error) {
+	if err := f.failing("Account"); err != nil {
+		return store.Account{}, err
 	}
-	a, ok := f.accounts[id]
-	if !ok {
-		return store.Account{}, store.ErrNotFound
-	}
-	return a, nil
+	return f.Store.Account(ctx, id)
 }
 
-func (f *fakeStore) Credential(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failOn["Credential"] {
-		return store.Credential{}, f.err
+func (f *testStore) CredentialAccount(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
+	if err := f.failing("CredentialAccount"); err != nil {
+		return store.Credential{}, store.Account{}, err
 	}
-	c, ok := f.creds[credKey{kind, subject}]
-	if !ok {
-		return store.Credential{}, store.ErrNotFound
-	}
-	return c, nil
+	return f.Store.CredentialAccount(ctx, kind, subject)
 }
 
-// setDisabled disables or re-enables an account.
-func (f *fakeStore) setDisabled(id string, disabled bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a := f.accounts[id]
-	a.DisabledAt = time.Time{}
+// setDisabled disables or re-enables an account in the store only (not
+// through the Service, so no cache learns it).
+func (f *testStore) setDisabled(id string, disabled bool) {
+	var at time.Time
 	if disabled {
-		a.DisabledAt = time.Now()
+		at = time.Now()
 	}
-	f.accounts[id] = a
+	if err := f.Store.SetAccountDisabled(context.Background(), id, at); err != nil {
+		f.tb.Fatal(err)
+	}
 }
 
 // deleteAccount removes an account and its credentials.
-func (f *fakeStore) deleteAccount(id string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.usernames, f.accounts[id].Username)
-	delete(f.accounts, id)
-	for k, c := range f.creds {
-		if c.AccountID == id {
-			delete(f.creds, k)
-		}
+func (f *testStore) deleteAccount(id string) {
+	if err := f.Store.DeleteAccount(context.Background(), id); err != nil {
+		f.tb.Fatal(err)
 	}
 }
 
 // rename changes an account's username.
-func (f *fakeStore) rename(id, username string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	a := f.accounts[id]
-	delete(f.usernames, a.Username)
-	a.Username = username
-	f.accounts[id] = a
-	f.usernames[username] = id
+func (f *testStore) rename(id, username string) {
+	if err := f.Store.SetUsername(context.Background(), id, username); err != nil {
+		f.tb.Fatal(err)
+	}
 }
 
-func (f *fakeStore) accountCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.accounts)
+func (f *testStore) accountCount() int {
+	accounts, _, err := f.Store.ListAccounts(context.Background(), store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return len(accounts)
 }
 
-func (f *fakeStore) credential(kind store.CredentialKind, subject string) store.Credential {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.creds[credKey{kind, subject}]
+func (f *testStore) credential(kind store.CredentialKind, subject string) store.Credential {
+	c, err := f.Store.Credential(context.Background(), kind, subject)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		f.tb.Fatal(err)
+	}
+	return c
 }
 
-// testEnv is a Service over a fake store with a test clock.
+// testEnv is a started Service over a SQLite store with a test clock.
 type testEnv struct {
 	svc    *Service
-	store  *fakeStore
+	store  *testStore
 	clock  *testClock
 	tokens *TokenIssuer
 	hasher *Hasher
@@ -201,21 +172,35 @@ type testEnv struct {
 
 func newTestEnv(tb testing.TB) *testEnv {
 	tb.Helper()
+	return newTestEnvWith(tb, Config{}, Deps{})
+}
+
+// newTestEnvWith is newTestEnv with cfg and the optional parts of deps
+// (Bus, OnRevoke, Logger).
+func newTestEnvWith(tb testing.TB, cfg Config, deps Deps) *testEnv {
+	tb.Helper()
 	clock := newTestClock()
 	tokens, err := NewTokenIssuer(TokenConfig{Secret: testSecret, Now: clock.Now})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	hasher, err := NewHasher(fastParams, 0)
+	hasher := deps.Hasher
+	if hasher == nil {
+		if hasher, err = NewHasher(fastParams, 0); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	st := newTestStore(tb)
+	deps.Accounts, deps.Tokens, deps.Hasher, deps.Now = st, tokens, hasher, clock.Now
+	svc, err := New(cfg, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fs := newFakeStore()
-	svc, err := New(Config{}, Deps{Accounts: fs, Tokens: tokens, Hasher: hasher, Now: clock.Now})
-	if err != nil {
+	if err := svc.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	return &testEnv{svc: svc, store: fs, clock: clock, tokens: tokens, hasher: hasher}
+	tb.Cleanup(func() { _ = svc.Close() })
+	return &testEnv{svc: svc, store: st, clock: clock, tokens: tokens, hasher: hasher}
 }
 
 // wantCode fails unless err is an *apierr.Error with code want.

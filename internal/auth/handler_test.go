@@ -3,7 +3,9 @@ package auth
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -141,7 +143,7 @@ func TestConnectEndToEnd(t *testing.T) {
 	t.Run("internal error", func(t *testing.T) {
 		ctx := context.Background()
 		client := apiv1connect.NewAuthServiceClient(srv.Client(), srv.URL)
-		env.store.fail("Credential", errors.New("secret database detail"))
+		env.store.fail("CredentialAccount", errors.New("secret database detail"))
 		_, err := client.Authenticate(ctx, connect.NewRequest(deviceReq("device-anything", true)))
 		ce := wantConnectError(t, err, connect.CodeInternal, "internal")
 		if ce.Message() != "internal error" {
@@ -151,4 +153,88 @@ func TestConnectEndToEnd(t *testing.T) {
 			t.Errorf("logs = %q, want the internal error logged whole at ERROR", got)
 		}
 	})
+}
+
+// Every error answer of the Connect protocol, including the ones Connect
+// writes before any handler runs, has a Taisen-Error-Code header and a
+// human sentence in a Connect JSON error body, with no Go internals.
+func TestHTTPErrorAnswers(t *testing.T) {
+	env := newTestEnv(t)
+	mux := http.NewServeMux()
+	path, h := HTTPHandler(env.svc)
+	mux.Handle(path, h)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	authURL := srv.URL + "/taisen.api.v1.AuthService/Authenticate"
+	big := `{"device":{"id":"device-0000001"},"username":"` + strings.Repeat("u", maxRequestBytes) + `"}`
+
+	for _, tc := range []struct {
+		name        string
+		method      string
+		url         string
+		contentType string
+		body        string
+		chunked     bool
+		wantStatus  int
+		wantCode    string
+		wantMsg     string // a substring
+	}{
+		{"malformed JSON", "POST", authURL, "application/json", `{"device":`, false, 400, "bad_request", "not a valid message"},
+		{"wrong field type", "POST", authURL, "application/json", `{"create":"yes"}`, false, 400, "bad_request", "not a valid message"},
+		{"unknown field ignored", "POST", authURL, "application/json", `{"devise":{"id":"x"}}`, false, 400, "bad_request", "exactly one credential"},
+		{"garbage protobuf", "POST", authURL, "application/proto", "\xff\xff\xff", false, 400, "bad_request", "not a valid message"},
+		{"no Content-Type", "POST", authURL, "", `{}`, false, 415, "bad_request", "unsupported Content-Type"},
+		{"text/plain", "POST", authURL, "text/plain", `{}`, false, 415, "bad_request", "unsupported Content-Type"},
+		{"body over 16 KiB", "POST", authURL, "application/json", big, false, 413, "bad_request", "larger than 16384 bytes"},
+		{"chunked body over 16 KiB", "POST", authURL, "application/json", big, true, 413, "bad_request", "larger than 16384 bytes"},
+		{"unknown procedure", "POST", srv.URL + "/taisen.api.v1.AuthService/Nope", "application/json", `{}`, false, 404, "unknown_rpc", "no such procedure"},
+		{"GET", "GET", authURL, "", "", false, 405, "bad_request", "use POST"},
+		{"handler error passes", "POST", authURL, "application/json", `{"device":{"id":"short"}}`, false, 400, "bad_request", "device.id must be 10-128 printable ASCII characters"},
+		{"invalid credentials pass", "POST", authURL, "application/json", `{"device":{"id":"device-unknown-1"}}`, false, 401, "invalid_credentials", "invalid credentials"},
+		{"success", "POST", authURL, "application/json", `{"device":{"id":"device-http-ok-1"},"create":true}`, false, 200, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(tc.body)
+			if tc.chunked {
+				body = io.MultiReader(strings.NewReader(tc.body)) // unknown length: sent chunked
+			}
+			req, err := http.NewRequest(tc.method, tc.url, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			res, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			raw, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != tc.wantStatus {
+				t.Errorf("status = %d, want %d (body %s)", res.StatusCode, tc.wantStatus, raw)
+			}
+			if got := res.Header.Get(apierr.CodeHeader); got != tc.wantCode {
+				t.Errorf("%s = %q, want %q", apierr.CodeHeader, got, tc.wantCode)
+			}
+			if tc.wantStatus == 200 {
+				return
+			}
+			var e struct{ Code, Message string }
+			if err := json.Unmarshal(raw, &e); err != nil {
+				t.Fatalf("body %q is not a Connect JSON error: %v", raw, err)
+			}
+			if e.Code == "" || !strings.Contains(e.Message, tc.wantMsg) {
+				t.Errorf("body = %s, want a code and a message containing %q", raw, tc.wantMsg)
+			}
+			for _, internal := range []string{"proto:", "unmarshal", "*apiv1", "syntax error", "EOF"} {
+				if strings.Contains(e.Message, internal) {
+					t.Errorf("message %q shows Go internals (%q)", e.Message, internal)
+				}
+			}
+		})
+	}
 }

@@ -315,17 +315,11 @@ func TestAuthenticateEmail(t *testing.T) {
 // error instead of answering at once.
 func TestAuthenticateUnknownEmailHashes(t *testing.T) {
 	ctx := context.Background()
-	clock := newTestClock()
-	tokens := newTestIssuer(t, clock, testSecret)
 	hasher, err := NewHasher(fastParams, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := newFakeStore()
-	svc, err := New(Config{}, Deps{Accounts: fs, Tokens: tokens, Hasher: hasher})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := newTestEnvWith(t, Config{}, Deps{Hasher: hasher}).svc
 	if _, err := svc.Authenticate(ctx, emailReq("ann@example.com", "password", true)); err != nil {
 		t.Fatal(err)
 	}
@@ -397,10 +391,12 @@ func TestAuthenticateConcurrentCreate(t *testing.T) {
 			// lookup, so the race path is taken every run.
 			var arrived sync.WaitGroup
 			arrived.Add(n)
+			env.store.mu.Lock()
 			env.store.beforeCreate = func() {
 				arrived.Done()
 				arrived.Wait()
 			}
+			env.store.mu.Unlock()
 			type result struct {
 				res *apiv1.AuthenticateResponse
 				err error
@@ -440,15 +436,15 @@ func TestAuthenticateConcurrentCreate(t *testing.T) {
 func TestAuthenticateStoreErrors(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("disk on fire")
-	for _, method := range []string{"Credential", "CreateAccount", "Account"} {
+	for _, method := range []string{"CredentialAccount", "CreateAccount"} {
 		t.Run(method, func(t *testing.T) {
 			env := newTestEnv(t)
 			if _, err := env.svc.Authenticate(ctx, deviceReq("device-0001", true)); err != nil {
 				t.Fatal(err)
 			}
 			env.store.fail(method, boom)
-			// Login reaches Credential and Account; create reaches
-			// Credential and CreateAccount.
+			// Login reaches CredentialAccount; create reaches
+			// CredentialAccount and CreateAccount.
 			req := deviceReq("device-0001", false)
 			if method == "CreateAccount" {
 				req = deviceReq("device-0002", true)

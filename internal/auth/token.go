@@ -69,13 +69,39 @@ type Claims struct {
 	// IssuedAt and ExpiresAt bound the token's validity (second precision).
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// Family names the login the token descends from: every session and
+	// refresh token of one login, refreshes included, shares it. Empty in
+	// tokens issued before families existed.
+	Family string
+	// Generation is a refresh token's place in its family's chain (0 for
+	// the login's own); in a session token, that of the refresh token
+	// issued with it.
+	Generation int64
+	// Epoch is the account's session epoch when the token was issued; a
+	// token under an older epoch than the account's is revoked.
+	Epoch int64
+}
+
+// Grant says whom and what a pair of tokens is issued for.
+type Grant struct {
+	UserID   string
+	Username string
+	// Family names the login; NewFamily makes one for a new login.
+	Family string
+	// Generation is the new refresh token's place in the family's chain.
+	Generation int64
+	// Epoch is the account's current session epoch.
+	Epoch int64
 }
 
 // wireClaims is the JWT payload.
 type wireClaims struct {
 	jwt.RegisteredClaims
-	Username string    `json:"username"`
-	Kind     TokenKind `json:"kind"`
+	Username   string    `json:"username"`
+	Kind       TokenKind `json:"kind"`
+	Family     string    `json:"fam,omitempty"`
+	Generation int64     `json:"gen,omitempty"`
+	Epoch      int64     `json:"ep,omitempty"`
 }
 
 // TokenIssuer issues and verifies HS256 session and refresh tokens. It is
@@ -123,22 +149,35 @@ func NewTokenIssuer(cfg TokenConfig) (*TokenIssuer, error) {
 	return t, nil
 }
 
-// Issue returns a new session token and refresh token for the account.
+// NewFamily returns a new, unique token family id for a login.
+func NewFamily() string { return uuid.NewString() }
+
+// Issue returns a new session token and refresh token for the account,
+// starting a new family under session epoch 0. Service uses IssueGrant.
+func (t *TokenIssuer) Issue(userID, username string) (*apiv1.Session, error) {
+	return t.IssueGrant(Grant{UserID: userID, Username: username, Family: NewFamily()})
+}
+
+// IssueGrant returns a new session token and refresh token for g.
 // Expiries in the Session are Unix milliseconds and equal the tokens' exp
 // claims (which have second precision).
-func (t *TokenIssuer) Issue(userID, username string) (*apiv1.Session, error) {
-	if userID == "" {
+func (t *TokenIssuer) IssueGrant(g Grant) (*apiv1.Session, error) {
+	if g.UserID == "" {
 		return nil, errors.New("auth: issue token: empty user id")
 	}
+	if g.Family == "" {
+		return nil, errors.New("auth: issue token: empty family")
+	}
 	now := t.now()
-	session, sessionExp, err := t.sign(userID, username, TokenSession, now, t.sessionTTL)
+	session, sessionExp, err := t.sign(g, TokenSession, now, t.sessionTTL)
 	if err != nil {
 		return nil, err
 	}
-	refresh, refreshExp, err := t.sign(userID, username, TokenRefresh, now, t.refreshTTL)
+	refresh, refreshExp, err := t.sign(g, TokenRefresh, now, t.refreshTTL)
 	if err != nil {
 		return nil, err
 	}
+	userID, username := g.UserID, g.Username
 	return &apiv1.Session{
 		Token:              session,
 		TokenExpiresAtMs:   sessionExp.UnixMilli(),
@@ -149,7 +188,13 @@ func (t *TokenIssuer) Issue(userID, username string) (*apiv1.Session, error) {
 	}, nil
 }
 
-func (t *TokenIssuer) sign(userID, username string, kind TokenKind, now time.Time, ttl time.Duration) (string, time.Time, error) {
+// RefreshTTL is the lifetime of refresh tokens.
+func (t *TokenIssuer) RefreshTTL() time.Duration { return t.refreshTTL }
+
+// SessionTTL is the lifetime of session tokens.
+func (t *TokenIssuer) SessionTTL() time.Duration { return t.sessionTTL }
+
+func (t *TokenIssuer) sign(g Grant, kind TokenKind, now time.Time, ttl time.Duration) (string, time.Time, error) {
 	id, err := uuid.NewRandom()
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("auth: token id: %w", err)
@@ -158,13 +203,16 @@ func (t *TokenIssuer) sign(userID, username string, kind TokenKind, now time.Tim
 	exp := now.Add(ttl).Truncate(time.Second)
 	c := wireClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   userID,
+			Subject:   g.UserID,
 			IssuedAt:  jwt.NewNumericDate(iat),
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        id.String(),
 		},
-		Username: username,
-		Kind:     kind,
+		Username:   g.Username,
+		Kind:       kind,
+		Family:     g.Family,
+		Generation: g.Generation,
+		Epoch:      g.Epoch,
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
 	if err != nil {
@@ -221,14 +269,19 @@ func (t *TokenIssuer) verify(token string, want TokenKind) (Claims, error) {
 		return invalid(errors.New("no token id"))
 	case c.IssuedAt == nil:
 		return invalid(errors.New("no issued-at"))
+	case c.Generation < 0 || c.Epoch < 0:
+		return invalid(errors.New("negative generation or epoch"))
 	}
 	return Claims{
-		UserID:    c.Subject,
-		Username:  c.Username,
-		Kind:      c.Kind,
-		TokenID:   c.ID,
-		IssuedAt:  c.IssuedAt.Time,
-		ExpiresAt: c.ExpiresAt.Time,
+		UserID:     c.Subject,
+		Username:   c.Username,
+		Kind:       c.Kind,
+		TokenID:    c.ID,
+		IssuedAt:   c.IssuedAt.Time,
+		ExpiresAt:  c.ExpiresAt.Time,
+		Family:     c.Family,
+		Generation: c.Generation,
+		Epoch:      c.Epoch,
 	}, nil
 }
 

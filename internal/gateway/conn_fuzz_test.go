@@ -28,7 +28,7 @@ func (discardConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 // refuseAuth rejects every credential.
 type refuseAuth struct{}
 
-func (refuseAuth) Authenticate(context.Context, *apiv1.AuthenticateRequest) (*apiv1.AuthenticateResponse, error) {
+func (refuseAuth) Authenticate(context.Context, *apiv1.AuthenticateRequest, string) (*apiv1.AuthenticateResponse, error) {
 	return nil, errors.New("no")
 }
 func (refuseAuth) VerifyToken(string) (Identity, error) { return Identity{}, errors.New("no") }

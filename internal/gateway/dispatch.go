@@ -176,7 +176,7 @@ func (c *conn) handleHello(ctx context.Context, cid uint32, h *realtimev1.Hello)
 		}
 		ident = id
 	case *realtimev1.Hello_Authenticate:
-		resp, err := c.g.deps.Auth.Authenticate(ctx, a.Authenticate)
+		resp, err := c.g.deps.Auth.Authenticate(ctx, a.Authenticate, remoteIP(c.nc.RemoteAddr().String()))
 		if err != nil {
 			c.helloFailed(cid, err)
 			return

@@ -48,8 +48,10 @@ type Identity struct {
 
 // Authenticator checks credentials and session tokens for the gateway.
 type Authenticator interface {
-	// Authenticate checks (and with create, registers) a credential.
-	Authenticate(ctx context.Context, req *apiv1.AuthenticateRequest) (*apiv1.AuthenticateResponse, error)
+	// Authenticate checks (and with create, registers) a credential sent
+	// in a Hello; clientIP is the socket's remote address (per-address
+	// limits on password logins).
+	Authenticate(ctx context.Context, req *apiv1.AuthenticateRequest, clientIP string) (*apiv1.AuthenticateResponse, error)
 	// VerifyToken checks a session token.
 	VerifyToken(token string) (Identity, error)
 }

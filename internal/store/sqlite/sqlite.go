@@ -40,13 +40,35 @@ const timeLayout = "2006-01-02T15:04:05.000Z"
 
 // Store is a store.Store on a SQLite file. It is safe for concurrent use.
 type Store struct {
-	// write holds the one connection that writes.
-	write *sql.DB
-	// read holds query-only connections.
-	read *sql.DB
+	conn
+	// writeDB holds the one connection that writes.
+	writeDB *sql.DB
+	// readDB holds query-only connections.
+	readDB *sql.DB
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store = (*Store)(nil)
+	_ store.Tx    = (*conn)(nil)
+)
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// conn runs the store's statements: on the two pools for a Store, on one
+// transaction for a Tx.
+type conn struct {
+	read, write querier
+	// begin starts a write transaction; nil inside one.
+	begin func(ctx context.Context) (*sql.Tx, error)
+	// credentialAccount is the login lookup prepared on the read pool;
+	// nil inside a transaction.
+	credentialAccount *sql.Stmt
+}
 
 // Open opens the SQLite database at path, creating the file and its parent
 // directory if missing, applies pending migrations and returns the Store.
@@ -92,7 +114,16 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if err := read.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", abs, err), read.Close(), write.Close())
 	}
-	return &Store{write: write, read: read}, nil
+	stmt, err := read.PrepareContext(ctx, credentialAccountQuery)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: open: prepare login lookup: %w", err), read.Close(), write.Close())
+	}
+	s := &Store{writeDB: write, readDB: read}
+	s.conn = conn{
+		read: read, write: write, credentialAccount: stmt,
+		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
+	}
+	return s, nil
 }
 
 // dsn returns the modernc.org/sqlite data source name for the file at the
@@ -143,44 +174,70 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	return nil
 }
 
+// InTx implements store.Store. The transaction holds the write connection
+// (BEGIN IMMEDIATE), so transactions and single writes queue behind each
+// other in Go.
+func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.inTx(ctx, func(c *conn) error { return fn(c) })
+}
+
+// inTx runs fn on a transaction: c itself when c is one already.
+func (c *conn) inTx(ctx context.Context, fn func(c *conn) error) error {
+	if c.begin == nil {
+		return fn(c)
+	}
+	tx, err := c.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", mapErr(err))
+	}
+	defer tx.Rollback() //nolint:errcheck // No-op after Commit.
+	if err := fn(&conn{read: tx, write: tx}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", mapErr(err))
+	}
+	return nil
+}
+
 // CreateAccount implements store.Store.
-func (s *Store) CreateAccount(ctx context.Context, a store.Account, c store.Credential) (store.Account, error) {
-	if c.AccountID != "" && c.AccountID != a.ID {
-		return store.Account{}, fmt.Errorf("sqlite: create account: credential account id %q differs from account id %q", c.AccountID, a.ID)
+func (c *conn) CreateAccount(ctx context.Context, a store.Account, cred store.Credential) (store.Account, error) {
+	if cred.AccountID != "" && cred.AccountID != a.ID {
+		return store.Account{}, fmt.Errorf("sqlite: create account: credential account id %q differs from account id %q", cred.AccountID, a.ID)
 	}
 	now := now()
 	a.CreatedAt, a.UpdatedAt = now, now
 	a.DisabledAt = store.Timestamp(a.DisabledAt)
-
-	tx, err := s.write.BeginTx(ctx, nil)
+	a.SessionEpoch = 0
+	err := c.inTx(ctx, func(tx *conn) error {
+		if _, err := tx.write.ExecContext(ctx,
+			`INSERT INTO accounts (id, username, display_name, created_at, updated_at, disabled_at)
+			 VALUES (?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Username, a.DisplayName, formatTime(now), formatTime(now), nullTime(a.DisabledAt),
+		); err != nil {
+			return mapErr(err)
+		}
+		if _, err := tx.write.ExecContext(ctx,
+			`INSERT INTO credentials (kind, subject, account_id, secret, created_at) VALUES (?, ?, ?, ?, ?)`,
+			string(cred.Kind), cred.Subject, a.ID, cred.Secret, formatTime(now),
+		); err != nil {
+			return mapErr(err)
+		}
+		return nil
+	})
 	if err != nil {
 		return store.Account{}, fmt.Errorf("sqlite: create account: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // No-op after Commit.
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO accounts (id, username, display_name, created_at, updated_at, disabled_at)
-		 VALUES (?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Username, a.DisplayName, formatTime(now), formatTime(now), nullTime(a.DisabledAt),
-	); err != nil {
-		return store.Account{}, fmt.Errorf("sqlite: create account: %w", mapErr(err))
-	}
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO credentials (kind, subject, account_id, secret, created_at) VALUES (?, ?, ?, ?, ?)`,
-		string(c.Kind), c.Subject, a.ID, c.Secret, formatTime(now),
-	); err != nil {
-		return store.Account{}, fmt.Errorf("sqlite: create account: %w", mapErr(err))
-	}
-	if err := tx.Commit(); err != nil {
-		return store.Account{}, fmt.Errorf("sqlite: create account: %w", mapErr(err))
 	}
 	return a, nil
 }
 
-const selectAccount = `SELECT id, username, display_name, created_at, updated_at, disabled_at FROM accounts`
+const accountColumns = `id, username, display_name, created_at, updated_at, disabled_at, session_epoch`
+
+const selectAccount = `SELECT ` + accountColumns + ` FROM accounts`
 
 // Account implements store.Store.
-func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
-	a, err := scanAccount(s.read.QueryRowContext(ctx, selectAccount+` WHERE id = ?`, id))
+func (c *conn) Account(ctx context.Context, id string) (store.Account, error) {
+	a, err := scanAccount(c.read.QueryRowContext(ctx, selectAccount+` WHERE id = ?`, id))
 	if err != nil {
 		return store.Account{}, fmt.Errorf("sqlite: get account: %w", err)
 	}
@@ -188,15 +245,56 @@ func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
 }
 
 // AccountByUsername implements store.Store.
-func (s *Store) AccountByUsername(ctx context.Context, username string) (store.Account, error) {
-	a, err := scanAccount(s.read.QueryRowContext(ctx, selectAccount+` WHERE username = ?`, username))
+func (c *conn) AccountByUsername(ctx context.Context, username string) (store.Account, error) {
+	a, err := scanAccount(c.read.QueryRowContext(ctx, selectAccount+` WHERE username = ?`, username))
 	if err != nil {
 		return store.Account{}, fmt.Errorf("sqlite: get account by username: %w", err)
 	}
 	return a, nil
 }
 
-func scanAccount(row *sql.Row) (store.Account, error) {
+// ListAccounts implements store.Store.
+func (c *conn) ListAccounts(ctx context.Context, p store.Page) ([]store.Account, string, error) {
+	limit, err := p.Size()
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list accounts: %w", err)
+	}
+	after := ""
+	if p.Cursor != "" {
+		keys, err := store.DecodeCursor(p.Cursor, 1)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list accounts: %w", err)
+		}
+		after = keys[0]
+	}
+	rows, err := c.read.QueryContext(ctx, selectAccount+` WHERE id > ? ORDER BY id LIMIT ?`, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list accounts: %w", mapErr(err))
+	}
+	defer rows.Close()
+	accounts := []store.Account{}
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list accounts: %w", err)
+		}
+		accounts = append(accounts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list accounts: %w", mapErr(err))
+	}
+	next := ""
+	if len(accounts) > limit {
+		accounts = accounts[:limit]
+		next = store.EncodeCursor(accounts[limit-1].ID)
+	}
+	return accounts, next, nil
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanAccount(row scanner, extra ...any) (store.Account, error) {
 	var (
 		a                      store.Account
 		created, updated       string
@@ -204,7 +302,8 @@ func scanAccount(row *sql.Row) (store.Account, error) {
 		errCreated, errUpdated error
 		errDisabled            error
 	)
-	if err := row.Scan(&a.ID, &a.Username, &a.DisplayName, &created, &updated, &disabled); err != nil {
+	dest := append([]any{&a.ID, &a.Username, &a.DisplayName, &created, &updated, &disabled, &a.SessionEpoch}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return store.Account{}, mapErr(err)
 	}
 	a.CreatedAt, errCreated = parseTime(created)
@@ -218,29 +317,97 @@ func scanAccount(row *sql.Row) (store.Account, error) {
 	return a, nil
 }
 
+// SetUsername implements store.Store.
+func (c *conn) SetUsername(ctx context.Context, id, username string) error {
+	res, err := c.write.ExecContext(ctx,
+		`UPDATE accounts SET username = ?, updated_at = ? WHERE id = ?`, username, formatTime(now()), id)
+	if err := affectedOne(res, err); err != nil {
+		return fmt.Errorf("sqlite: set username: %w", err)
+	}
+	return nil
+}
+
+// SetAccountDisabled implements store.Store.
+func (c *conn) SetAccountDisabled(ctx context.Context, id string, at time.Time) error {
+	res, err := c.write.ExecContext(ctx,
+		`UPDATE accounts SET disabled_at = ?, updated_at = ? WHERE id = ?`,
+		nullTime(store.Timestamp(at)), formatTime(now()), id)
+	if err := affectedOne(res, err); err != nil {
+		return fmt.Errorf("sqlite: set account disabled: %w", err)
+	}
+	return nil
+}
+
+// DeleteAccount implements store.Store.
+func (c *conn) DeleteAccount(ctx context.Context, id string) error {
+	err := c.inTx(ctx, func(tx *conn) error {
+		// Credentials and refresh families go with the account (ON DELETE
+		// CASCADE).
+		res, err := tx.write.ExecContext(ctx, `DELETE FROM accounts WHERE id = ?`, id)
+		if err := affectedOne(res, err); err != nil {
+			return err
+		}
+		_, err = tx.write.ExecContext(ctx,
+			`INSERT INTO deleted_accounts (account_id, deleted_at) VALUES (?, ?)
+			 ON CONFLICT (account_id) DO UPDATE SET deleted_at = excluded.deleted_at`,
+			id, formatTime(now()))
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete account: %w", err)
+	}
+	return nil
+}
+
 // Credential implements store.Store.
-func (s *Store) Credential(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, error) {
-	c := store.Credential{Kind: kind, Subject: subject}
+func (c *conn) Credential(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, error) {
+	cred := store.Credential{Kind: kind, Subject: subject}
 	var created string
-	err := s.read.QueryRowContext(ctx,
+	err := c.read.QueryRowContext(ctx,
 		`SELECT account_id, secret, created_at FROM credentials WHERE kind = ? AND subject = ?`,
 		string(kind), subject,
-	).Scan(&c.AccountID, &c.Secret, &created)
+	).Scan(&cred.AccountID, &cred.Secret, &created)
 	if err != nil {
 		return store.Credential{}, fmt.Errorf("sqlite: get credential: %w", mapErr(err))
 	}
-	if c.CreatedAt, err = parseTime(created); err != nil {
+	if cred.CreatedAt, err = parseTime(created); err != nil {
 		return store.Credential{}, fmt.Errorf("sqlite: get credential: %w", err)
 	}
-	return c, nil
+	return cred, nil
+}
+
+const credentialAccountQuery = `SELECT a.id, a.username, a.display_name, a.created_at, a.updated_at, a.disabled_at, a.session_epoch,
+	c.secret, c.created_at
+	FROM credentials c JOIN accounts a ON a.id = c.account_id
+	WHERE c.kind = ? AND c.subject = ?`
+
+// CredentialAccount implements store.Store.
+func (c *conn) CredentialAccount(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
+	var row *sql.Row
+	if c.credentialAccount != nil {
+		row = c.credentialAccount.QueryRowContext(ctx, string(kind), subject)
+	} else {
+		row = c.read.QueryRowContext(ctx, credentialAccountQuery, string(kind), subject)
+	}
+	cred := store.Credential{Kind: kind, Subject: subject}
+	var created string
+	a, err := scanAccount(row, &cred.Secret, &created)
+	if err != nil {
+		return store.Credential{}, store.Account{}, fmt.Errorf("sqlite: get credential and account: %w", err)
+	}
+	cred.AccountID = a.ID
+	if cred.CreatedAt, err = parseTime(created); err != nil {
+		return store.Credential{}, store.Account{}, fmt.Errorf("sqlite: get credential and account: %w", err)
+	}
+	return cred, a, nil
 }
 
 // Credentials implements store.Store. It returns ErrNotFound when the
 // account does not exist and an empty slice when it has no credential.
-func (s *Store) Credentials(ctx context.Context, accountID string) ([]store.Credential, error) {
+func (c *conn) Credentials(ctx context.Context, accountID string) ([]store.Credential, error) {
 	// The left join tells a missing account (no row) from an account
 	// without credentials (one row of NULLs) in one query.
-	rows, err := s.read.QueryContext(ctx,
+	rows, err := c.read.QueryContext(ctx,
 		`SELECT c.kind, c.subject, c.secret, c.created_at
 		 FROM accounts a LEFT JOIN credentials c ON c.account_id = a.id
 		 WHERE a.id = ?
@@ -283,10 +450,10 @@ func (s *Store) Credentials(ctx context.Context, accountID string) ([]store.Cred
 }
 
 // LinkCredential implements store.Store.
-func (s *Store) LinkCredential(ctx context.Context, c store.Credential) error {
-	_, err := s.write.ExecContext(ctx,
+func (c *conn) LinkCredential(ctx context.Context, cred store.Credential) error {
+	_, err := c.write.ExecContext(ctx,
 		`INSERT INTO credentials (kind, subject, account_id, secret, created_at) VALUES (?, ?, ?, ?, ?)`,
-		string(c.Kind), c.Subject, c.AccountID, c.Secret, formatTime(now()))
+		string(cred.Kind), cred.Subject, cred.AccountID, cred.Secret, formatTime(now()))
 	if err != nil {
 		return fmt.Errorf("sqlite: link credential: %w", mapErr(err))
 	}
@@ -294,8 +461,8 @@ func (s *Store) LinkCredential(ctx context.Context, c store.Credential) error {
 }
 
 // UnlinkCredential implements store.Store.
-func (s *Store) UnlinkCredential(ctx context.Context, kind store.CredentialKind, subject string) error {
-	res, err := s.write.ExecContext(ctx,
+func (c *conn) UnlinkCredential(ctx context.Context, kind store.CredentialKind, subject string) error {
+	res, err := c.write.ExecContext(ctx,
 		`DELETE FROM credentials WHERE kind = ? AND subject = ?`, string(kind), subject)
 	if err := affectedOne(res, err); err != nil {
 		return fmt.Errorf("sqlite: unlink credential: %w", err)
@@ -303,23 +470,173 @@ func (s *Store) UnlinkCredential(ctx context.Context, kind store.CredentialKind,
 	return nil
 }
 
-// SetAccountDisabled implements store.Store.
-func (s *Store) SetAccountDisabled(ctx context.Context, id string, at time.Time) error {
-	res, err := s.write.ExecContext(ctx,
-		`UPDATE accounts SET disabled_at = ?, updated_at = ? WHERE id = ?`,
-		nullTime(store.Timestamp(at)), formatTime(now()), id)
-	if err := affectedOne(res, err); err != nil {
-		return fmt.Errorf("sqlite: set account disabled: %w", err)
+// RevokeSessions implements store.Store.
+func (c *conn) RevokeSessions(ctx context.Context, accountID string) (int64, error) {
+	var epoch int64
+	err := c.write.QueryRowContext(ctx,
+		`UPDATE accounts SET session_epoch = session_epoch + 1, updated_at = ? WHERE id = ? RETURNING session_epoch`,
+		formatTime(now()), accountID).Scan(&epoch)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: revoke sessions: %w", mapErr(err))
+	}
+	return epoch, nil
+}
+
+// SessionState implements store.Store.
+func (c *conn) SessionState(ctx context.Context, accountID string) (store.SessionState, error) {
+	st := store.SessionState{AccountID: accountID}
+	var disabled sql.NullString
+	err := c.read.QueryRowContext(ctx,
+		`SELECT session_epoch, disabled_at FROM accounts WHERE id = ?`, accountID).Scan(&st.Epoch, &disabled)
+	if err == nil {
+		st.Disabled = disabled.Valid
+		return st, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return store.SessionState{}, fmt.Errorf("sqlite: session state: %w", mapErr(err))
+	}
+	var one int
+	err = c.read.QueryRowContext(ctx, `SELECT 1 FROM deleted_accounts WHERE account_id = ?`, accountID).Scan(&one)
+	if err != nil {
+		return store.SessionState{}, fmt.Errorf("sqlite: session state: %w", mapErr(err))
+	}
+	st.Deleted = true
+	return st, nil
+}
+
+// RestrictedSessions implements store.Store.
+func (c *conn) RestrictedSessions(ctx context.Context) ([]store.SessionState, error) {
+	rows, err := c.read.QueryContext(ctx,
+		`SELECT id, session_epoch, disabled_at IS NOT NULL, 0 FROM accounts
+		 WHERE session_epoch > 0 OR disabled_at IS NOT NULL
+		 UNION ALL
+		 SELECT account_id, 0, 0, 1 FROM deleted_accounts`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: restricted sessions: %w", mapErr(err))
+	}
+	defer rows.Close()
+	states := []store.SessionState{}
+	for rows.Next() {
+		var st store.SessionState
+		if err := rows.Scan(&st.AccountID, &st.Epoch, &st.Disabled, &st.Deleted); err != nil {
+			return nil, fmt.Errorf("sqlite: restricted sessions: %w", mapErr(err))
+		}
+		states = append(states, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: restricted sessions: %w", mapErr(err))
+	}
+	return states, nil
+}
+
+// ConsumeRefresh implements store.Store.
+func (c *conn) ConsumeRefresh(ctx context.Context, u store.RefreshUse) error {
+	if u.Family == "" || u.AccountID == "" || u.Generation < 0 {
+		return fmt.Errorf("sqlite: consume refresh: family, account and a generation >= 0 are required")
+	}
+	now := formatTime(now())
+	exp := formatTime(store.Timestamp(u.ExpiresAt))
+	var reused bool
+	err := c.inTx(ctx, func(tx *conn) error {
+		var res sql.Result
+		var err error
+		if u.Generation == 0 {
+			res, err = tx.write.ExecContext(ctx,
+				`INSERT INTO refresh_families (id, account_id, generation, created_at, used_at, expires_at)
+				 VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+				u.Family, u.AccountID, now, now, exp)
+		} else {
+			res, err = tx.write.ExecContext(ctx,
+				`UPDATE refresh_families SET generation = generation + 1, used_at = ?, expires_at = ?
+				 WHERE id = ? AND account_id = ? AND generation = ? AND revoked_at IS NULL`,
+				now, exp, u.Family, u.AccountID, u.Generation)
+		}
+		if err != nil {
+			return mapErr(err) // ErrNotFound for an account that does not exist
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err // nil: consumed
+		}
+		var (
+			gen     int64
+			account string
+			revoked sql.NullString
+		)
+		err = tx.write.QueryRowContext(ctx,
+			`SELECT generation, account_id, revoked_at FROM refresh_families WHERE id = ?`, u.Family,
+		).Scan(&gen, &account, &revoked)
+		switch {
+		case err != nil:
+			return mapErr(err)
+		case account != u.AccountID:
+			return store.ErrNotFound
+		case revoked.Valid:
+			return store.ErrRevoked
+		case gen <= u.Generation:
+			return store.ErrNotFound
+		}
+		reused = true
+		_, err = tx.write.ExecContext(ctx, `UPDATE refresh_families SET revoked_at = ? WHERE id = ?`, now, u.Family)
+		return mapErr(err)
+	})
+	if err == nil && reused {
+		err = store.ErrRefreshReused
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: consume refresh: %w", err)
 	}
 	return nil
 }
 
+// RevokedFamilies implements store.Store.
+func (c *conn) RevokedFamilies(ctx context.Context, since time.Time) ([]store.RevokedFamily, error) {
+	rows, err := c.read.QueryContext(ctx,
+		`SELECT id, account_id, revoked_at FROM refresh_families WHERE revoked_at >= ?`,
+		formatTime(store.Timestamp(since)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: revoked families: %w", mapErr(err))
+	}
+	defer rows.Close()
+	fams := []store.RevokedFamily{}
+	for rows.Next() {
+		var (
+			f       store.RevokedFamily
+			revoked string
+		)
+		if err := rows.Scan(&f.Family, &f.AccountID, &revoked); err != nil {
+			return nil, fmt.Errorf("sqlite: revoked families: %w", mapErr(err))
+		}
+		if f.RevokedAt, err = parseTime(revoked); err != nil {
+			return nil, fmt.Errorf("sqlite: revoked families: %w", err)
+		}
+		fams = append(fams, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: revoked families: %w", mapErr(err))
+	}
+	return fams, nil
+}
+
+// PruneRefreshFamilies implements store.Store.
+func (c *conn) PruneRefreshFamilies(ctx context.Context, before time.Time) (int64, error) {
+	res, err := c.write.ExecContext(ctx, `DELETE FROM refresh_families WHERE expires_at < ?`,
+		formatTime(store.Timestamp(before)))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune refresh families: %w", mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune refresh families: %w", err)
+	}
+	return n, nil
+}
+
 // Ping implements store.Store. It checks both pools.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.write.PingContext(ctx); err != nil {
+	if err := s.writeDB.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlite: ping: %w", err)
 	}
-	if err := s.read.PingContext(ctx); err != nil {
+	if err := s.readDB.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlite: ping: %w", err)
 	}
 	return nil
@@ -328,7 +645,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements store.Store. It waits for queries in progress to end.
 // Calling Close again returns nil.
 func (s *Store) Close() error {
-	if err := errors.Join(s.read.Close(), s.write.Close()); err != nil {
+	if err := errors.Join(s.credentialAccount.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil

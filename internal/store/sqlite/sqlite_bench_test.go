@@ -24,3 +24,12 @@ func BenchmarkCredentialLookup(b *testing.B) {
 		storetest.BenchCredentialLookup(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), true)
 	})
 }
+
+func BenchmarkLoginLookup(b *testing.B) {
+	b.Run("credential+account", func(b *testing.B) {
+		storetest.BenchLoginLookup(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), false)
+	})
+	b.Run("credential_account", func(b *testing.B) {
+		storetest.BenchLoginLookup(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), true)
+	})
+}

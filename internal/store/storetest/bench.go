@@ -88,3 +88,41 @@ func BenchCredentialLookup(b *testing.B, s store.Store, parallel bool) {
 		}
 	})
 }
+
+// BenchLoginLookup measures what a device login asks the store on s
+// holding a few hundred accounts: with joined, the one CredentialAccount
+// query; without, Credential then Account (two queries, as logins did
+// before CredentialAccount existed).
+func BenchLoginLookup(b *testing.B, s store.Store, joined bool) {
+	const accounts = 256
+	ctx := b.Context()
+	subjects := make([]string, accounts)
+	for i := range subjects {
+		id := newID()
+		subjects[i] = fmt.Sprintf("device-%d-%s", i, id)
+		if _, err := s.CreateAccount(ctx,
+			store.Account{ID: id, Username: "bench-" + id},
+			store.Credential{Kind: store.CredentialDevice, Subject: subjects[i]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	var i int
+	for b.Loop() {
+		subject := subjects[i%accounts]
+		i++
+		if joined {
+			if _, _, err := s.CredentialAccount(ctx, store.CredentialDevice, subject); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		c, err := s.Credential(ctx, store.CredentialDevice, subject)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Account(ctx, c.AccountID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

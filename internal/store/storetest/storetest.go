@@ -39,6 +39,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Close", testClose},
 		{"ConcurrentSameCredential", testConcurrentSameCredential},
 		{"ConcurrentDistinctAccounts", testConcurrentDistinctAccounts},
+		{"CredentialAccount", testCredentialAccount},
+		{"SetUsername", testSetUsername},
+		{"SessionState", testSessionState},
+		{"ConsumeRefresh", testConsumeRefresh},
+		{"ConcurrentRefreshReuse", testConcurrentRefreshReuse},
+		{"ListAccounts", testListAccounts},
+		{"InTx", testInTx},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -594,6 +601,32 @@ func testContextDone(t *testing.T, s store.Store) {
 			return s.UnlinkCredential(ctx, store.CredentialDevice, "device-alice")
 		}},
 		{"SetAccountDisabled", func(ctx context.Context) error { return s.SetAccountDisabled(ctx, a.ID, time.Now()) }},
+		{"CredentialAccount", func(ctx context.Context) error {
+			_, _, err := s.CredentialAccount(ctx, store.CredentialDevice, "device-alice")
+			return err
+		}},
+		{"ListAccounts", func(ctx context.Context) error {
+			_, _, err := s.ListAccounts(ctx, store.Page{})
+			return err
+		}},
+		{"RevokeSessions", func(ctx context.Context) error {
+			_, err := s.RevokeSessions(ctx, a.ID)
+			return err
+		}},
+		{"ConsumeRefresh", func(ctx context.Context) error {
+			return s.ConsumeRefresh(ctx, store.RefreshUse{Family: "family-1", AccountID: a.ID, ExpiresAt: time.Now().Add(time.Hour)})
+		}},
+		{"RestrictedSessions", func(ctx context.Context) error {
+			_, err := s.RestrictedSessions(ctx)
+			return err
+		}},
+		{"DeleteAccount", func(ctx context.Context) error { return s.DeleteAccount(ctx, a.ID) }},
+		{"InTx", func(ctx context.Context) error {
+			return s.InTx(ctx, func(tx store.Tx) error {
+				_, err := tx.Account(ctx, a.ID)
+				return err
+			})
+		}},
 		{"Ping", func(ctx context.Context) error { return s.Ping(ctx) }},
 	}
 	for _, c := range contexts {
@@ -615,6 +648,14 @@ func testContextDone(t *testing.T, s store.Store) {
 	got, err := s.Account(ctx, a.ID)
 	checkErr(t, "Account", err, nil)
 	checkAccount(t, "Account", got, a)
+	if got.SessionEpoch != 0 {
+		t.Errorf("SessionEpoch after the canceled RevokeSessions = %d, want 0", got.SessionEpoch)
+	}
+	fams, err := s.RevokedFamilies(ctx, time.Time{})
+	checkErr(t, "RevokedFamilies", err, nil)
+	if len(fams) != 0 {
+		t.Errorf("RevokedFamilies = %v, want none", fams)
+	}
 }
 
 func testPing(t *testing.T, s store.Store) {

@@ -75,6 +75,10 @@ const (
 	// The current state does not allow the request (not enough currency,
 	// the match already started); retrying the same request will fail again.
 	ErrorCode_ERROR_CODE_FAILED_PRECONDITION ErrorCode = 17
+	// The server is at capacity for this kind of work (for example too many
+	// password logins at once, in all or from one address); retry after a
+	// short pause. Over HTTP: status 429 with a Retry-After header.
+	ErrorCode_ERROR_CODE_BUSY ErrorCode = 18
 )
 
 // Enum value maps for ErrorCode.
@@ -98,6 +102,7 @@ var (
 		15: "ERROR_CODE_TIMEOUT",
 		16: "ERROR_CODE_CONFLICT",
 		17: "ERROR_CODE_FAILED_PRECONDITION",
+		18: "ERROR_CODE_BUSY",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":           0,
@@ -118,6 +123,7 @@ var (
 		"ERROR_CODE_TIMEOUT":               15,
 		"ERROR_CODE_CONFLICT":              16,
 		"ERROR_CODE_FAILED_PRECONDITION":   17,
+		"ERROR_CODE_BUSY":                  18,
 	}
 )
 
@@ -1394,7 +1400,7 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1f.taisen.realtime.v1.CloseReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
 	"\treconnect\x18\x03 \x01(\bR\treconnect\"\x10\n" +
-	"\x0eLogoutResponse*\xa4\x04\n" +
+	"\x0eLogoutResponse*\xb9\x04\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\x01\x12\x1a\n" +
@@ -1414,7 +1420,8 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\x12ERROR_CODE_BAD_CID\x10\x0e\x12\x16\n" +
 	"\x12ERROR_CODE_TIMEOUT\x10\x0f\x12\x17\n" +
 	"\x13ERROR_CODE_CONFLICT\x10\x10\x12\"\n" +
-	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x11*\xad\x03\n" +
+	"\x1eERROR_CODE_FAILED_PRECONDITION\x10\x11\x12\x13\n" +
+	"\x0fERROR_CODE_BUSY\x10\x12*\xad\x03\n" +
 	"\vCloseReason\x12\x1c\n" +
 	"\x18CLOSE_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13CLOSE_REASON_NORMAL\x10\x01\x12\x19\n" +
