@@ -125,6 +125,9 @@ func TestBadExternalNATS(t *testing.T) {
 // TAISEN_TEST_POSTGRES_URL is set.
 func TestNodeOnPostgres(t *testing.T) {
 	base := os.Getenv("TAISEN_TEST_POSTGRES_URL")
+	if base == "" && os.Getenv("CI") == "true" {
+		t.Fatal("CI=true but TAISEN_TEST_POSTGRES_URL is empty: the PostgreSQL tests must run in CI (.ci/run sets it)")
+	}
 	if base == "" {
 		t.Skip("set TAISEN_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run")
 	}
