@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -119,8 +120,6 @@ func (h *adminHandler) hasKey(r *http.Request) bool {
 // node is not draining. It is open, so it names the failed checks only
 // ("bus", "store", "draining", "listeners"); the details go to the log.
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
 	var failed []string
 	if !a.ready.Load() {
 		failed = append(failed, "listeners")
@@ -128,13 +127,27 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.gw.Draining() {
 		failed = append(failed, "draining")
 	}
-	if err := a.bus.Ping(ctx); err != nil {
-		failed = append(failed, "bus")
-		a.log.Warn("not ready: bus ping failed", "err", err)
+	// Both pings run at once, each with its own time, so a hanging bus
+	// does not make the store look down too.
+	pings := []struct {
+		name string
+		ping func(context.Context) error
+		err  error
+	}{{name: "bus", ping: a.bus.Ping}, {name: "store", ping: a.store.Ping}}
+	var wg sync.WaitGroup
+	for i := range pings {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			pings[i].err = pings[i].ping(ctx)
+		})
 	}
-	if err := a.store.Ping(ctx); err != nil {
-		failed = append(failed, "store")
-		a.log.Warn("not ready: store ping failed", "err", err)
+	wg.Wait()
+	for _, p := range pings {
+		if p.err != nil {
+			failed = append(failed, p.name)
+			a.log.Warn("not ready: "+p.name+" ping failed", "err", p.err)
+		}
 	}
 	if len(failed) > 0 {
 		http.Error(w, "not ready: "+strings.Join(failed, ", "), http.StatusServiceUnavailable)

@@ -1,14 +1,18 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,4 +230,26 @@ func TestSharedTokenSecret(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(a.DataDir, "token.secret")); err == nil {
 		t.Error("a token.secret file was generated although --token-secret was given")
 	}
+}
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// syncBuffer is a bytes.Buffer safe for the node's log writer and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
