@@ -54,6 +54,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"--help"}, 0, "Commands:"},
 		{[]string{"serve", "--help"}, 0, "-client-addr"},
 		{[]string{"loadtest", "--help"}, 0, "-scenario"},
+		{[]string{"push", "--help"}, 0, "USER KIND [PAYLOAD]"},
+		{[]string{"serve", "--max-in-flight", "0"}, 1, "max-in-flight 0: want 1..1024"},
 		{[]string{"config"}, 0, "TAISEN_CLIENT_ADDR"},
 		{[]string{"version"}, 0, "taisen"},
 		{[]string{"nonsense"}, 2, "unknown command"},
@@ -77,6 +79,23 @@ func TestHelp(t *testing.T) {
 				t.Errorf("exit %d, output:\n%s\nwant exit %d and %q", code, out.String(), tt.wantCode, tt.want)
 			}
 		})
+	}
+}
+
+// TestHelpIsTrue: the top-level help lists every command and promises
+// nothing that is not built yet.
+func TestHelpIsTrue(t *testing.T) {
+	var out bytes.Buffer
+	usage(&out)
+	for _, c := range commands() {
+		if !strings.Contains(out.String(), "  "+c.name+" ") {
+			t.Errorf("help lacks the command %s", c.name)
+		}
+	}
+	for _, notYet := range []string{"matchmak", "room", "meta service", "leaderboard", "wallet"} {
+		if strings.Contains(strings.ToLower(out.String()), notYet) {
+			t.Errorf("help advertises %q, which does not exist yet:\n%s", notYet, out.String())
+		}
 	}
 }
 
