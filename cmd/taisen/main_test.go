@@ -209,3 +209,71 @@ func TestREADMEConfigTable(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEChromiumHint keeps the README's install hint equal to the one
+// scripts/browser-test.sh prints when it skips.
+func TestREADMEChromiumHint(t *testing.T) {
+	script, err := os.ReadFile("../../scripts/browser-test.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hints int
+	for _, line := range strings.Split(string(script), "\n") {
+		// echo "  sudo apt-get ..." >&2
+		if !strings.Contains(line, `echo "  sudo`) {
+			continue
+		}
+		hint := strings.TrimSpace(strings.SplitN(line, `"`, 3)[1])
+		hints++
+		if !strings.Contains(string(readme), "\n"+hint+"\n") {
+			t.Errorf("README.md lacks the line %q of browser-test.sh's hint", hint)
+		}
+	}
+	if hints == 0 {
+		t.Fatal("no install hint found in scripts/browser-test.sh")
+	}
+}
+
+// TestDocsSayWhatThingsAre: the docs name things, not the tickets or
+// design seeds they came from.
+func TestDocsSayWhatThingsAre(t *testing.T) {
+	for _, f := range []string{"../../README.md", "../../docs/operations.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"seed 0", "issue #"} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s says %q: say what the thing is", f, bad)
+			}
+		}
+	}
+}
+
+// TestREADMEScalingOutSharesTheTokenSecret: the two-node example must give
+// both nodes the same token secret, or tokens of one are refused by the
+// other.
+func TestREADMEScalingOutSharesTheTokenSecret(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "### Scaling out")
+	if i < 0 {
+		t.Fatal("README has no Scaling out section")
+	}
+	section := s[i:]
+	if j := strings.Index(section[1:], "\n##"); j > 0 {
+		section = section[:j+1]
+	}
+	exp := strings.Index(section, "export TAISEN_TOKEN_SECRET=")
+	first := strings.Index(section, "serve ")
+	if exp < 0 || first < exp || strings.Contains(section, "--token-secret") {
+		t.Errorf("the example must export one TAISEN_TOKEN_SECRET before starting the nodes:\n%s", section)
+	}
+}

@@ -14,7 +14,7 @@ const lockFileName = "taisen.lock"
 
 // ErrDataDirInUse is returned (wrapped) when another node holds the data
 // dir.
-var ErrDataDirInUse = errors.New("data dir in use by another taisen node")
+var ErrDataDirInUse = errors.New("in use by another taisen node")
 
 // dirLock is a held data dir lock.
 type dirLock struct{ f *os.File }
