@@ -155,3 +155,19 @@ func TestSmallRepliesAreNotCompressed(t *testing.T) {
 		t.Errorf("status %d, Content-Encoding %q (%d bytes), want an uncompressed reply", resp.StatusCode, resp.Header.Get("Content-Encoding"), len(b))
 	}
 }
+
+func TestHeaderLimit(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	for _, url := range []string{n.ClientURL + "/healthz", n.AdminURL + "/healthz"} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("X-Padding", strings.Repeat("x", 40<<10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%s with 40 KiB of headers: %d, want 431", url, resp.StatusCode)
+		}
+	}
+}
