@@ -322,7 +322,7 @@ func fields(c *Config) []field {
 		}})
 	}
 	const positiveDuration = time.Nanosecond
-	str(&c.DataDir, "data", "directory for the SQLite file, embedded NATS storage and generated secrets; one node per directory (a lock file refuses a second)")
+	str(&c.DataDir, "data", "directory for the SQLite file, embedded NATS storage and generated secrets; one node per directory (a lock file refuses a second); not empty")
 	str(&c.ClientAddr, "client-addr", "client listener HOST:PORT (HTTP API and WebSocket at /ws)")
 	str(&c.AdminAddr, "admin-addr", "admin listener HOST:PORT (server-to-server API, /metrics, /healthz, /readyz, /debug/pprof/ with --pprof); not the same as client-addr")
 	str(&c.ServerKey, "server-key", "key (at least 16 characters) for server-to-server calls and the admin listener (generated into the data dir when empty; a flag is visible in ps, prefer the environment or the file)")
