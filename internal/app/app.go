@@ -103,15 +103,24 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "taisen_log_dropped_total", Help: "Log lines dropped because the log queue was full."},
 			func() float64 { return float64(a.dam.Dropped()) }))
 
-	a.roles = a.nodeRoles()
-	for i, r := range a.roles {
-		if err := r.Start(ctx); err != nil {
-			a.stopRoles(context.Background(), i)
-			a.closeLog(context.Background())
-			return nil, fmt.Errorf("%s: %w", r.Name(), err)
-		}
+	if err := a.startRoles(ctx, a.nodeRoles()); err != nil {
+		a.closeLog(context.Background())
+		return nil, err
 	}
 	return a, nil
+}
+
+// startRoles starts roles in order. When one fails, it and the roles
+// before it are stopped in reverse order, and the error names it.
+func (a *App) startRoles(ctx context.Context, roles []role) error {
+	a.roles = roles
+	for i, r := range roles {
+		if err := r.Start(ctx); err != nil {
+			a.stopRoles(context.Background(), i)
+			return fmt.Errorf("%s: %w", r.Name(), err)
+		}
+	}
+	return nil
 }
 
 func newLogger(w io.Writer, cfg config.Config) *slog.Logger {

@@ -119,7 +119,7 @@ func TestBadExternalNATS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := app.New(ctx, cfg, app.Options{LogOutput: new(strings.Builder)})
-	if err == nil || !strings.Contains(err.Error(), "NATS") {
+	if err == nil || !strings.HasPrefix(err.Error(), "bus: ") || !strings.Contains(err.Error(), "NATS") {
 		t.Errorf("err %v, want a NATS connection error", err)
 	}
 }
