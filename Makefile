@@ -29,9 +29,9 @@ test-browser: ## the headless-Chromium end-to-end test (installs Chromium only w
 test-short: ## quick tests without the race detector
 	$(GO) test ./...
 
-lint: ## go vet and gofmt
+lint: ## go vet and gofmt (fails when a file needs gofmt)
 	$(GO) vet ./...
-	@gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
 generate: ## regenerate gen/ from proto/ (buf, local plugins)
 	./scripts/gen.sh

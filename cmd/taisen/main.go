@@ -1,6 +1,7 @@
 // Command taisen is the taisen game backend: `taisen serve` runs a node,
-// `taisen loadtest` runs a swarm of simulated players against one,
-// `taisen nodes` lists the live nodes of a cluster, and `taisen config`
+// `taisen push` sends a push through a node's admin API, `taisen loadtest`
+// runs a swarm of simulated players against one, `taisen nodes` lists the
+// live nodes of a cluster, and `taisen config`
 // prints the configuration reference.
 package main
 
@@ -29,6 +30,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run a taisen node (embedded NATS and SQLite unless told otherwise)", runServe},
+		{"push", "send a push to a user's session through a node's admin API", runPush},
 		{"loadtest", "run a swarm of simulated players against a node", runLoadtest},
 		{"nodes", "list the live nodes of the cluster (load, readiness, endpoints)", runNodes},
 		{"config", "print every setting with its flag, environment variable and default", runConfig},
@@ -37,14 +39,18 @@ func commands() []command {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "taisen %s: a game backend in one binary (realtime sessions, push, matchmaking, rooms, meta services).\n\n", version)
+	fmt.Fprintf(w, "taisen %s: a game backend in one binary. Today: realtime WebSocket sessions, accounts and\n", version)
+	fmt.Fprintln(w, "auth, single login and resume across a cluster, and pushes sent through the admin API.")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage: taisen <command> [flags]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun `taisen <command> --help` for a command's flags. Settings come from flags, then")
-	fmt.Fprintln(w, "TAISEN_* environment variables, then a JSON file (--config); `taisen config` lists them.")
+	fmt.Fprintf(w, "  %-9s %s\n", "help", "print this help")
+	fmt.Fprintln(w, "\nRun `taisen <command> --help` for a command's flags. Settings of `taisen serve` come from")
+	fmt.Fprintln(w, "flags, then TAISEN_* environment variables, then a JSON file (--config); `taisen config`")
+	fmt.Fprintln(w, "lists them. Secrets given as flags are visible in ps: prefer the environment or the file.")
 }
 
 // errUsage marks a usage error already explained to the user.

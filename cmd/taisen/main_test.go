@@ -54,6 +54,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"--help"}, 0, "Commands:"},
 		{[]string{"serve", "--help"}, 0, "-client-addr"},
 		{[]string{"loadtest", "--help"}, 0, "-scenario"},
+		{[]string{"push", "--help"}, 0, "USER KIND [PAYLOAD]"},
+		{[]string{"serve", "--max-in-flight", "0"}, 1, "max-in-flight 0: want 1..1024"},
 		{[]string{"config"}, 0, "TAISEN_CLIENT_ADDR"},
 		{[]string{"version"}, 0, "taisen"},
 		{[]string{"nonsense"}, 2, "unknown command"},
@@ -77,6 +79,23 @@ func TestHelp(t *testing.T) {
 				t.Errorf("exit %d, output:\n%s\nwant exit %d and %q", code, out.String(), tt.wantCode, tt.want)
 			}
 		})
+	}
+}
+
+// TestHelpIsTrue: the top-level help lists every command and promises
+// nothing that is not built yet.
+func TestHelpIsTrue(t *testing.T) {
+	var out bytes.Buffer
+	usage(&out)
+	for _, c := range commands() {
+		if !strings.Contains(out.String(), "  "+c.name+" ") {
+			t.Errorf("help lacks the command %s", c.name)
+		}
+	}
+	for _, notYet := range []string{"matchmak", "room", "meta service", "leaderboard", "wallet"} {
+		if strings.Contains(strings.ToLower(out.String()), notYet) {
+			t.Errorf("help advertises %q, which does not exist yet:\n%s", notYet, out.String())
+		}
 	}
 }
 
@@ -188,5 +207,73 @@ func TestREADMEConfigTable(t *testing.T) {
 		if strings.HasPrefix(line, "|") && !strings.Contains(string(readme), line) {
 			t.Errorf("README.md lacks the config line %q (paste the output of `taisen config`)", line)
 		}
+	}
+}
+
+// TestREADMEChromiumHint keeps the README's install hint equal to the one
+// scripts/browser-test.sh prints when it skips.
+func TestREADMEChromiumHint(t *testing.T) {
+	script, err := os.ReadFile("../../scripts/browser-test.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hints int
+	for _, line := range strings.Split(string(script), "\n") {
+		// echo "  sudo apt-get ..." >&2
+		if !strings.Contains(line, `echo "  sudo`) {
+			continue
+		}
+		hint := strings.TrimSpace(strings.SplitN(line, `"`, 3)[1])
+		hints++
+		if !strings.Contains(string(readme), "\n"+hint+"\n") {
+			t.Errorf("README.md lacks the line %q of browser-test.sh's hint", hint)
+		}
+	}
+	if hints == 0 {
+		t.Fatal("no install hint found in scripts/browser-test.sh")
+	}
+}
+
+// TestDocsSayWhatThingsAre: the docs name things, not the tickets or
+// design seeds they came from.
+func TestDocsSayWhatThingsAre(t *testing.T) {
+	for _, f := range []string{"../../README.md", "../../docs/operations.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"seed 0", "issue #"} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s says %q: say what the thing is", f, bad)
+			}
+		}
+	}
+}
+
+// TestREADMEScalingOutSharesTheTokenSecret: the two-node example must give
+// both nodes the same token secret, or tokens of one are refused by the
+// other.
+func TestREADMEScalingOutSharesTheTokenSecret(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "### Scaling out")
+	if i < 0 {
+		t.Fatal("README has no Scaling out section")
+	}
+	section := s[i:]
+	if j := strings.Index(section[1:], "\n##"); j > 0 {
+		section = section[:j+1]
+	}
+	exp := strings.Index(section, "export TAISEN_TOKEN_SECRET=")
+	first := strings.Index(section, "serve ")
+	if exp < 0 || first < exp || strings.Contains(section, "--token-secret") {
+		t.Errorf("the example must export one TAISEN_TOKEN_SECRET before starting the nodes:\n%s", section)
 	}
 }

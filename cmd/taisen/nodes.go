@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,7 +43,7 @@ func runNodes(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fs.Usage()
 		return fmt.Errorf("%w: unexpected arguments: %v", errUsage, fs.Args())
 	}
-	serverKey, err := findServerKey(*key, getenv("TAISEN_SERVER_KEY"), *data)
+	serverKey, err := findServerKey(*key, getenv, *data)
 	if err != nil {
 		return err
 	}
@@ -70,26 +67,6 @@ func runNodes(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	writeNodesTable(stdout, resp.Msg.Nodes, time.Now())
 	return nil
-}
-
-// findServerKey picks the key from the flag, the environment, or the
-// data directory's server.key, in that order.
-func findServerKey(flagKey, envKey, dataDir string) (string, error) {
-	switch {
-	case flagKey != "":
-		return flagKey, nil
-	case envKey != "":
-		return envKey, nil
-	}
-	path := filepath.Join(dataDir, "server.key")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("no server key: pass --server-key, set TAISEN_SERVER_KEY, or point --data at the node's data directory (%s does not exist)", path)
-		}
-		return "", fmt.Errorf("read server key: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 // writeNodesJSON prints the records as an indented JSON array, each in

@@ -93,7 +93,7 @@ func TestNodesCommand(t *testing.T) {
 	}
 
 	// The table, with the key from the environment.
-	key, err := findServerKey("", "", dataDir)
+	key, err := findServerKey("", func(string) string { return "" }, dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}

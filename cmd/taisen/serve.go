@@ -20,17 +20,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer, getenv fu
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: taisen serve [flags]")
 		fmt.Fprintln(stderr, "\nRuns a node. With no flags: client listener 127.0.0.1:7350 (HTTP API, WebSocket /ws),")
-		fmt.Fprintln(stderr, "admin listener 127.0.0.1:7351 (/metrics, /healthz, /readyz, /debug/pprof/, server API),")
-		fmt.Fprintln(stderr, "embedded NATS and SQLite under ./taisen-data. SIGTERM drains: clients are told to")
-		fmt.Fprintln(stderr, "reconnect elsewhere, then the node exits 0. A second signal exits at once.")
+		fmt.Fprintln(stderr, "admin listener 127.0.0.1:7351 (/healthz, /readyz, /metrics; the server API and, with")
+		fmt.Fprintln(stderr, "--pprof, /debug/pprof/ need the server key), embedded NATS and SQLite under ./taisen-data.")
+		fmt.Fprintln(stderr, "SIGTERM drains: clients are told to reconnect elsewhere, then the node exits 0. A second")
+		fmt.Fprintln(stderr, "signal exits at once. Flags are visible in ps: pass secrets as TAISEN_* or in --config.")
 		fmt.Fprintln(stderr, "\nFlags:")
 		fs.PrintDefaults()
 	}
 	cfg, err := config.Load(fs, args, getenv)
 	if err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
 		return err
 	}
 	if cfg.GCPercent > 0 {

@@ -3,24 +3,22 @@
 // services, serves the client and admin listeners, reports readiness and
 // drains on shutdown. It holds wiring only; behaviour lives in the domain
 // packages.
+//
+// A node is a list of roles (roles.go) with one lifecycle: New starts
+// them in order, Run serves, Shutdown drains them and stops them in
+// reverse order.
 package app
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
-	"crypto/tls"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"net/http/pprof"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,11 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
-	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
-	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/auth"
 	"github.com/taisen-dev/taisen/internal/bus"
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
@@ -42,8 +36,6 @@ import (
 	"github.com/taisen-dev/taisen/internal/gateway"
 	"github.com/taisen-dev/taisen/internal/logdam"
 	"github.com/taisen-dev/taisen/internal/store"
-	"github.com/taisen-dev/taisen/internal/store/postgres"
-	"github.com/taisen-dev/taisen/internal/store/sqlite"
 )
 
 // Options adjust how a node is built, beyond its Config.
@@ -64,31 +56,41 @@ type Options struct {
 
 // App is one running taisen node.
 type App struct {
-	cfg     config.Config
-	log     *slog.Logger
-	dam     *logdam.Writer
-	banner  io.Writer
-	reg     *prometheus.Registry
-	natsSrv *natsbus.Server
-	bus     bus.Bus
-	store   store.Store
-	auth    *auth.Service
-	gw      *gateway.Gateway
-	nodes   *control.Registry
-	beat    *control.Heartbeat
+	cfg    config.Config
+	opts   Options
+	log    *slog.Logger
+	dam    *logdam.Writer
+	banner io.Writer
+	reg    *prometheus.Registry
+
+	// roles in start order; see roles.go.
+	roles []role
+
+	// Set by the roles as they start.
+	dataLock    *dirLock
+	serverKey   string
+	tokenSecret string
+	natsSrv     *natsbus.Server
+	bus         bus.Bus
+	store       store.Store
+	auth        *auth.Service
+	gw          *gateway.Gateway
+	nodes       *control.Registry
+	beat        *control.Heartbeat
 
 	clientLn, adminLn net.Listener
 	clientSrv         *http.Server
 	adminSrv          *http.Server
-	serverKey         string
-	ready             atomic.Bool
-	serveErr          chan error
-	closeOnce         sync.Once
+
+	ready     atomic.Bool
+	serveErr  chan error
+	closeOnce sync.Once
 }
 
-// New opens everything a node needs and binds its listeners; Run serves.
-// On error everything opened so far is closed again.
-func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err error) {
+// New starts every role of a node in order (store, bus, auth, gateway,
+// and binds the listeners); Run serves. On error the roles started so far
+// are stopped again, in reverse order, and the error names the role.
+func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -96,150 +98,38 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if out == nil {
 		out = os.Stderr
 	}
-	a := &App{cfg: cfg, reg: prometheus.NewRegistry(), serveErr: make(chan error, 2)}
+	if cfg.NodeID == "" {
+		cfg.NodeID = generateNodeID()
+	}
+	a := &App{cfg: cfg, opts: opts, reg: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
 	a.banner = opts.Banner
 	if a.banner == nil {
 		a.banner = out
 	}
 	a.dam = logdam.New(out, cfg.LogQueue)
-	a.log = newLogger(a.dam, cfg)
-	defer func() {
-		if err != nil {
-			a.closeAll(context.Background())
-		}
-	}()
+	a.log = newLogger(a.dam, cfg).With("node", cfg.NodeID)
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "taisen_log_dropped_total", Help: "Log lines dropped because the log queue was full."},
 			func() float64 { return float64(a.dam.Dropped()) }))
 
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
-	}
-	if cfg.NodeID == "" {
-		cfg.NodeID = generateNodeID()
-		a.cfg.NodeID = cfg.NodeID
-	}
-	a.log = a.log.With("node", cfg.NodeID)
-
-	// Secrets: flags/env win; otherwise generated once into the data dir.
-	a.serverKey = cfg.ServerKey
-	if a.serverKey == "" {
-		key, path, created, err := loadOrCreateSecret(cfg.DataDir, "server.key", 24)
-		if err != nil {
-			return nil, err
-		}
-		a.serverKey = key
-		verb := "using"
-		if created {
-			verb = "generated"
-		}
-		fmt.Fprintf(a.banner, "taisen: %s server key in %s (server-to-server calls: Authorization: Bearer <key>)\n", verb, path)
-	}
-	tokenSecret := cfg.TokenSecret
-	if tokenSecret == "" {
-		secret, path, created, err := loadOrCreateSecret(cfg.DataDir, "token.secret", 32)
-		if err != nil {
-			return nil, err
-		}
-		if created {
-			fmt.Fprintf(a.banner, "taisen: generated token signing secret in %s\n", path)
-		}
-		tokenSecret = secret
-	}
-
-	// Bus.
-	if cfg.NATSURL == "" {
-		a.natsSrv, err = natsbus.StartServer(ctx, natsbus.ServerConfig{
-			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, ServerName: cfg.NodeID, Logger: a.log.With("component", "nats"),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("start embedded NATS: %w", err)
-		}
-		if u := a.natsSrv.ClientURL(); u != "" {
-			fmt.Fprintf(a.banner, "taisen: embedded NATS accepts other nodes at %s (start them with --nats-url %s)\n", u, u)
-		}
-	}
-	nb, err := natsbus.Connect(ctx, natsbus.Config{URL: cfg.NATSURL, Server: a.natsSrv, Name: "taisen-" + cfg.NodeID, Logger: a.log.With("component", "bus")})
-	if err != nil {
-		if cfg.NATSURL != "" {
-			return nil, fmt.Errorf("connect to NATS at %s (is it running, version ≥ 2.11 with JetStream?): %w", cfg.NATSURL, err)
-		}
-		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
-	}
-	a.bus = nb
-
-	// Store.
-	if cfg.DatabaseURL != "" {
-		st, err := postgres.Open(ctx, cfg.DatabaseURL, a.log.With("component", "store"))
-		if err != nil {
-			return nil, fmt.Errorf("open PostgreSQL (check --database-url): %w", err)
-		}
-		a.store = st
-	} else {
-		st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "taisen.db"), a.log.With("component", "store"))
-		if err != nil {
-			return nil, fmt.Errorf("open SQLite: %w", err)
-		}
-		a.store = st
-	}
-
-	// Auth.
-	tokens, err := auth.NewTokenIssuer(auth.TokenConfig{Secret: []byte(tokenSecret), SessionTTL: cfg.Auth.SessionTTL, RefreshTTL: cfg.Auth.RefreshTTL})
-	if err != nil {
-		return nil, fmt.Errorf("tokens: %w", err)
-	}
-	hasher, err := auth.NewHasher(auth.DefaultPasswordParams(), 0)
-	if err != nil {
-		return nil, fmt.Errorf("password hasher: %w", err)
-	}
-	a.auth, err = auth.New(auth.Config{}, auth.Deps{Accounts: a.store, Tokens: tokens, Hasher: hasher, Logger: a.log.With("component", "auth"),
-		Bus: a.bus, OnRevoke: a.kickRevoked})
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	if err := a.auth.Start(ctx); err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-
-	// Gateway.
-	gcfg := cfg.Gateway
-	gcfg.NodeID = cfg.NodeID
-	if cfg.TLSCert != "" && gcfg.Engine != "goroutine" {
-		a.log.Info("TLS is served by the goroutine engine (about 8 KiB more per idle session than epoll)")
-		gcfg.Engine = "goroutine"
-	}
-	a.gw, err = gateway.New(gcfg, gateway.Deps{
-		Logger: a.log.With("component", "gateway"), Bus: a.bus, Auth: authAdapter{a.auth}, RPC: opts.RPC, Metrics: a.reg, Clock: opts.Clock,
-	})
-	if err != nil {
+	if err := a.startRoles(ctx, a.nodeRoles()); err != nil {
+		a.closeLog(context.Background())
 		return nil, err
 	}
-	if err := a.gw.Start(ctx); err != nil {
-		return nil, err
-	}
-
-	// Listeners.
-	if a.clientLn, err = net.Listen("tcp", cfg.ClientAddr); err != nil {
-		return nil, fmt.Errorf("client listener %s (is another taisen running? choose --client-addr): %w", cfg.ClientAddr, err)
-	}
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("load TLS certificate: %w", err)
-		}
-		a.clientLn = tls.NewListener(a.clientLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	}
-	if a.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-		return nil, fmt.Errorf("admin listener %s (is another taisen running? choose --admin-addr): %w", cfg.AdminAddr, err)
-	}
-	if err := a.startNodes(ctx, opts.Version); err != nil {
-		return nil, err
-	}
-	a.clientSrv = &http.Server{Handler: a.clientMux(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelDebug)}
-	a.adminSrv = &http.Server{Handler: a.adminMux(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelDebug)}
 	return a, nil
+}
+
+// startRoles starts roles in order. When one fails, it and the roles
+// before it are stopped in reverse order, and the error names it.
+func (a *App) startRoles(ctx context.Context, roles []role) error {
+	a.roles = roles
+	for i, r := range roles {
+		if err := r.Start(ctx); err != nil {
+			a.stopRoles(context.Background(), i)
+			return fmt.Errorf("%s: %w", r.Name(), err)
+		}
+	}
+	return nil
 }
 
 func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
@@ -271,101 +161,6 @@ func generateNodeID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// kickRevoked closes the live socket of a user whose sessions auth revoked.
-func (a *App) kickRevoked(ctx context.Context, userID string) {
-	if _, err := a.gw.Kick(ctx, userID, realtimev1.CloseReason_CLOSE_REASON_KICKED, "sessions revoked"); err != nil {
-		a.log.WarnContext(ctx, "revoked sessions: socket not closed", "user_id", userID, "err", err)
-	}
-}
-
-// authAdapter gives the gateway the view of auth.Service it declares.
-type authAdapter struct{ s *auth.Service }
-
-func (a authAdapter) Authenticate(ctx context.Context, req *apiv1.AuthenticateRequest, clientIP string) (*apiv1.AuthenticateResponse, error) {
-	if ip, err := netip.ParseAddr(clientIP); err == nil {
-		ctx = auth.WithClientIP(ctx, ip)
-	}
-	return a.s.Authenticate(ctx, req)
-}
-
-func (a authAdapter) VerifyToken(token string) (gateway.Identity, error) {
-	c, err := a.s.VerifySession(token)
-	if err != nil {
-		return gateway.Identity{}, err
-	}
-	return gateway.Identity{UserID: c.UserID, Username: c.Username}, nil
-}
-
-func (a *App) clientMux() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", a.gw)
-	path, h := auth.HTTPHandler(a.auth)
-	mux.Handle(path, h)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	return newCORS(a.cfg.CORSOrigins, mux)
-}
-
-func (a *App) adminMux() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	path, h := adminv1connect.NewSessionServiceHandler(gateway.NewAdminHandler(a.gw))
-	mux.Handle(path, a.requireServerKey(h))
-	mux.Handle(a.nodeService())
-	path, h = auth.AdminHTTPHandler(a.auth)
-	mux.Handle(path, a.requireServerKey(h))
-	return mux
-}
-
-// requireServerKey admits only calls bearing the server key.
-func (a *App) requireServerKey(next http.Handler) http.Handler {
-	want := []byte("Bearer " + a.serverKey)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"code":"unauthenticated","message":"send the server key as Authorization: Bearer <key>"}`)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// readyz is ready when the listeners serve, bus and store answer, and the
-// node is not draining.
-func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	var problems []string
-	if !a.ready.Load() {
-		problems = append(problems, "listeners not serving")
-	}
-	if a.gw.Draining() {
-		problems = append(problems, "draining")
-	}
-	if err := a.gw.Healthy(); err != nil {
-		problems = append(problems, err.Error())
-	}
-	if err := a.bus.Ping(ctx); err != nil {
-		problems = append(problems, "bus: "+err.Error())
-	}
-	if err := a.store.Ping(ctx); err != nil {
-		problems = append(problems, "store: "+err.Error())
-	}
-	if len(problems) > 0 {
-		http.Error(w, "not ready: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = io.WriteString(w, "ready\n")
-}
-
 // ClientAddr is the bound client listener address.
 func (a *App) ClientAddr() string { return a.clientLn.Addr().String() }
 
@@ -395,82 +190,71 @@ func (a *App) Gateway() *gateway.Gateway { return a.gw }
 func (a *App) Logger() *slog.Logger { return a.log }
 
 // Run serves until ctx ends, then drains (up to the drain timeout) and
-// closes everything. A clean drain returns nil.
+// stops every role. A clean drain returns nil; a role that fails while
+// serving stops the node and its error is returned.
 func (a *App) Run(ctx context.Context) error {
-	go func() { a.serveErr <- serve(a.clientSrv, a.clientLn) }()
-	go func() { a.serveErr <- serve(a.adminSrv, a.adminLn) }()
+	for _, r := range a.roles {
+		if s, ok := r.(servingRole); ok {
+			name := r.Name()
+			s.Serve(func(err error) {
+				select {
+				case a.serveErr <- fmt.Errorf("%s: %w", name, err):
+				default: // the node is already stopping for an earlier failure
+				}
+			})
+		}
+	}
 	a.ready.Store(true)
-	go func() { _ = a.beat.Run(context.Background()) }() // ended by beat.Stop in closeAll
 	fmt.Fprintf(a.banner, "taisen: node %s serving clients on %s (WebSocket /ws), admin on %s\n", a.cfg.NodeID, a.ClientAddr(), a.AdminAddr())
 	a.log.Info("serving", "client", a.ClientAddr(), "admin", a.AdminAddr())
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case err := <-a.serveErr:
-		runErr = fmt.Errorf("listener failed: %w", err)
+	case runErr = <-a.serveErr:
+		a.log.Error("stopping after a failure", "err", runErr)
 	}
 	a.Shutdown(context.Background())
 	return runErr
 }
 
-func serve(s *http.Server, ln net.Listener) error {
-	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
 // Shutdown drains the node (stop accepting, ask clients to reconnect
-// elsewhere, wait up to the drain timeout) and closes it. ctx can cut the
-// drain short.
+// elsewhere, wait up to the drain timeout) and stops its roles in reverse
+// order. ctx can cut the drain short.
 func (a *App) Shutdown(ctx context.Context) {
 	a.closeOnce.Do(func() {
 		a.ready.Store(false)
 		start := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, a.cfg.DrainTimeout)
-		// Other nodes can only resume our sessions when they share our bus.
-		waitResume := a.natsSrv == nil || a.natsSrv.ClientURL() != ""
-		if err := a.gw.Drain(dctx, gateway.DrainOptions{WaitResume: waitResume}); err != nil {
-			a.log.Warn("drain incomplete", "err", err)
+		for i := len(a.roles) - 1; i >= 0; i-- {
+			if d, ok := a.roles[i].(drainingRole); ok {
+				if err := d.Drain(dctx); err != nil {
+					a.log.Warn("drain incomplete", "role", a.roles[i].Name(), "err", err)
+				}
+			}
 		}
 		cancel()
 		a.log.Info("drained", "took", time.Since(start).Round(time.Millisecond))
-		a.closeAll(ctx)
+		a.stopRoles(ctx, len(a.roles)-1)
+		a.closeLog(ctx)
 	})
 }
 
-func (a *App) closeAll(ctx context.Context) {
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// stopRoles stops roles[last] down to roles[0], each with a bounded time.
+func (a *App) stopRoles(ctx context.Context, last int) {
+	for i := last; i >= 0; i-- {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		if err := a.roles[i].Stop(sctx); err != nil {
+			a.log.Warn("stop", "role", a.roles[i].Name(), "err", err)
+		}
+		cancel()
+	}
+}
+
+// stopTimeout bounds one role's Stop.
+const stopTimeout = 5 * time.Second
+
+func (a *App) closeLog(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
-	if a.clientSrv != nil {
-		_ = a.clientSrv.Shutdown(sctx)
-	} else if a.clientLn != nil {
-		a.clientLn.Close()
-	}
-	if a.adminSrv != nil {
-		_ = a.adminSrv.Shutdown(sctx)
-	} else if a.adminLn != nil {
-		a.adminLn.Close()
-	}
-	if a.beat != nil {
-		a.beat.Stop()
-	}
-	if a.gw != nil {
-		_ = a.gw.Close()
-	}
-	if a.auth != nil {
-		_ = a.auth.Close()
-	}
-	if a.bus != nil {
-		_ = a.bus.Close()
-	}
-	if a.natsSrv != nil {
-		a.natsSrv.Shutdown()
-	}
-	if a.store != nil {
-		_ = a.store.Close()
-	}
-	if a.dam != nil {
-		_ = a.dam.Close(sctx)
-	}
+	_ = a.dam.Close(sctx)
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/taisen-dev/taisen/internal/control"
 )
@@ -42,10 +41,4 @@ func (a *App) nodeLoad() control.Load {
 		Sessions: st.Sessions, Sockets: st.Sockets, DetachedSessions: st.Detached, EpollLoops: loops,
 		Ready: a.ready.Load() && !draining && a.gw.Healthy() == nil, Draining: draining,
 	}
-}
-
-// nodeService is the admin NodeService, behind the server key.
-func (a *App) nodeService() (string, http.Handler) {
-	path, h := a.nodes.Handler()
-	return path, a.requireServerKey(h)
 }

@@ -30,6 +30,18 @@ type Config struct {
 	// AdminAddr is the admin listener (server-to-server API, metrics,
 	// health, pprof).
 	AdminAddr string
+	// Pprof serves /debug/pprof/ on the admin listener (server key
+	// required); off by default.
+	Pprof bool
+	// MetricsAuth requires the server key on the admin /metrics too; by
+	// default it is open for Prometheus scrapers.
+	MetricsAuth bool
+	// HTTPTimeout bounds reading one client HTTP API request (headers and
+	// body) and, separately, writing its reply. An upgraded WebSocket is
+	// not subject to it.
+	HTTPTimeout time.Duration
+	// MaxBodyBytes bounds a client HTTP API request body (413 beyond).
+	MaxBodyBytes int
 	// ServerKey authorises server-to-server calls; generated on first start
 	// when empty.
 	ServerKey string
@@ -88,6 +100,8 @@ func Defaults() Config {
 		LogLevel:     "info",
 		LogFormat:    "text",
 		LogQueue:     10000,
+		HTTPTimeout:  30 * time.Second,
+		MaxBodyBytes: 16 << 10,
 		DrainTimeout: 30 * time.Second,
 		Gateway:      gateway.Defaults(),
 		Auth:         Auth{SessionTTL: time.Hour, RefreshTTL: 30 * 24 * time.Hour},
@@ -96,9 +110,18 @@ func Defaults() Config {
 	}
 }
 
-// Validate reports every invalid setting.
+// Validate reports every invalid setting. The bounds of single settings
+// live with their fields (and are printed in the reference); the rules
+// that relate two settings are here.
 func (c Config) Validate() error {
 	var errs []error
+	for _, f := range fields(&c) {
+		if f.check != nil {
+			if err := f.check(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data: must not be empty"))
 	}
@@ -130,9 +153,6 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.LogFormat))
 	}
-	if c.LogQueue < 1 {
-		errs = append(errs, errors.New("log-queue: want at least 1"))
-	}
 	for _, o := range strings.Split(c.CORSOrigins, ",") {
 		o = strings.TrimRight(strings.TrimSpace(o), "/")
 		if o == "" || o == "*" {
@@ -149,14 +169,27 @@ func (c Config) Validate() error {
 	if c.GCPercent < 0 || c.GCPercent > 1000 {
 		errs = append(errs, fmt.Errorf("gc-percent %d: want 0 (Go's default) or 1..1000", c.GCPercent))
 	}
-	if c.DrainTimeout < 0 {
-		errs = append(errs, errors.New("drain-timeout: must not be negative"))
+	g := c.Gateway
+	if g.Engine != "epoll" && g.Engine != "goroutine" {
+		errs = append(errs, fmt.Errorf("engine %q: want epoll or goroutine", g.Engine))
 	}
-	if c.NodeHeartbeat != 0 && (c.NodeHeartbeat < 100*time.Millisecond || c.NodeHeartbeat > time.Minute) {
-		errs = append(errs, fmt.Errorf("node-heartbeat %v: want 100ms to 1m (0 for the default, 1s)", c.NodeHeartbeat))
+	if g.IdleTimeout <= g.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("idle-timeout %v must be longer than heartbeat-interval %v", g.IdleTimeout, g.HeartbeatInterval))
 	}
-	if c.Auth.SessionTTL < time.Minute || c.Auth.RefreshTTL < c.Auth.SessionTTL {
-		errs = append(errs, errors.New("token-ttl must be at least 1m and refresh-ttl at least token-ttl"))
+	if g.OutboundQueueBytes < g.MaxFrameBytes {
+		errs = append(errs, fmt.Errorf("outbound-queue-bytes %d must be at least max-frame-bytes %d", g.OutboundQueueBytes, g.MaxFrameBytes))
+	}
+	if g.SessionTTL < g.ResumeGrace {
+		errs = append(errs, fmt.Errorf("session-ttl %v must be at least resume-grace %v", g.SessionTTL, g.ResumeGrace))
+	}
+	if c.Auth.RefreshTTL < c.Auth.SessionTTL {
+		errs = append(errs, fmt.Errorf("refresh-ttl %v must be at least token-ttl %v", c.Auth.RefreshTTL, c.Auth.SessionTTL))
+	}
+	if c.NodeHeartbeat > time.Minute {
+		errs = append(errs, fmt.Errorf("node-heartbeat %v: want at most 1m", c.NodeHeartbeat))
+	}
+	if g.MaxUnauthPerIP > g.MaxUnauthSockets {
+		errs = append(errs, fmt.Errorf("max-unauth-per-ip %d must be at most max-unauth-sockets %d", g.MaxUnauthPerIP, g.MaxUnauthSockets))
 	}
 	return errors.Join(errs...)
 }
@@ -174,12 +207,17 @@ func splitHostPort(addr string) (string, int, error) {
 }
 
 // field is one setting: its flag name (also its key in the config file),
-// environment variable, help, and accessors.
+// environment variable, help (ending with its bound, if any), and
+// accessors.
 type field struct {
-	name string
-	help string
-	get  func() string
-	set  func(string) error
+	name   string
+	help   string
+	isBool bool
+	get    func() string
+	set    func(string) error
+	// check enforces the bound stated at the end of help; nil when the
+	// setting has none of its own.
+	check func() error
 }
 
 // Env is the environment variable of a setting: TAISEN_ + the upper-cased
@@ -188,79 +226,166 @@ func Env(name string) string {
 	return "TAISEN_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
+// noMax marks an integer setting without an upper bound.
+const noMax = 0
+
+// shortDuration prints 1m rather than 1m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// relatedRules are the bounds that relate two settings (checked by
+// Validate), printed after the setting's own bound.
+var relatedRules = map[string]string{
+	"idle-timeout":         "longer than heartbeat-interval",
+	"session-ttl":          "at least resume-grace",
+	"outbound-queue-bytes": "at least max-frame-bytes",
+	"refresh-ttl":          "at least token-ttl",
+}
+
+func also(name string) string {
+	if r := relatedRules[name]; r != "" {
+		return ", " + r
+	}
+	return ""
+}
+
 func fields(c *Config) []field {
 	var fs []field
 	str := func(p *string, name, help string) {
-		fs = append(fs, field{name, help, func() string { return *p }, func(v string) error { *p = v; return nil }})
+		fs = append(fs, field{name: name, help: help, get: func() string { return *p }, set: func(v string) error { *p = v; return nil }})
 	}
-	num := func(p *int, name, help string) {
-		fs = append(fs, field{name, help, func() string { return strconv.Itoa(*p) }, func(v string) error {
+	boolean := func(p *bool, name, help string) {
+		fs = append(fs, field{name: name, help: help, isBool: true, get: func() string { return strconv.FormatBool(*p) }, set: func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false")
+			}
+			*p = b
+			return nil
+		}})
+	}
+	// num declares an integer setting with the range lo..hi (hi noMax: at
+	// least lo); the range ends its help.
+	num := func(p *int, name, help string, lo, hi int) {
+		bound := fmt.Sprintf("%d..%d", lo, hi)
+		if hi == noMax {
+			bound = fmt.Sprintf("at least %d", lo)
+		}
+		fs = append(fs, field{name: name, help: help + "; " + bound + also(name), get: func() string { return strconv.Itoa(*p) }, set: func(v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return fmt.Errorf("want an integer")
 			}
 			*p = n
 			return nil
+		}, check: func() error {
+			if *p < lo || hi != noMax && *p > hi {
+				return fmt.Errorf("%s %d: want %s", name, *p, bound)
+			}
+			return nil
 		}})
 	}
-	flt := func(p *float64, name, help string) {
-		fs = append(fs, field{name, help, func() string { return strconv.FormatFloat(*p, 'g', -1, 64) }, func(v string) error {
+	// positive declares a number that must be more than 0.
+	positive := func(p *float64, name, help string) {
+		fs = append(fs, field{name: name, help: help + "; more than 0" + also(name), get: func() string { return strconv.FormatFloat(*p, 'g', -1, 64) }, set: func(v string) error {
 			n, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				return fmt.Errorf("want a number")
 			}
 			*p = n
 			return nil
+		}, check: func() error {
+			if !(*p > 0) {
+				return fmt.Errorf("%s %v: want more than 0", name, *p)
+			}
+			return nil
 		}})
 	}
-	dur := func(p *time.Duration, name, help string) {
-		fs = append(fs, field{name, help, func() string { return p.String() }, func(v string) error {
+	// dur declares a duration of at least lowest; lowest 0 allows 0 and
+	// lowest 1ns means "more than 0".
+	dur := func(p *time.Duration, name, help string, lowest time.Duration) {
+		bound := "at least " + shortDuration(lowest)
+		switch lowest {
+		case 0:
+			bound = "0 or more"
+		case time.Nanosecond:
+			bound = "more than 0"
+		}
+		fs = append(fs, field{name: name, help: help + "; " + bound + also(name), get: func() string { return p.String() }, set: func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
 				return fmt.Errorf("want a duration like 30s or 5m")
 			}
 			*p = d
 			return nil
+		}, check: func() error {
+			if *p < lowest {
+				return fmt.Errorf("%s %v: want %s", name, *p, bound)
+			}
+			return nil
 		}})
 	}
-	str(&c.DataDir, "data", "directory for the SQLite file, embedded NATS storage and generated secrets")
+	const positiveDuration = time.Nanosecond
+	str(&c.DataDir, "data", "directory for the SQLite file, embedded NATS storage and generated secrets; one node per directory (a lock file refuses a second); not empty")
 	str(&c.ClientAddr, "client-addr", "client listener HOST:PORT (HTTP API and WebSocket at /ws)")
-	str(&c.AdminAddr, "admin-addr", "admin listener HOST:PORT (server-to-server API, /metrics, /healthz, /readyz, /debug/pprof/)")
-	str(&c.ServerKey, "server-key", "key for server-to-server calls (generated into the data dir when empty)")
-	str(&c.TokenSecret, "token-secret", "secret (at least 32 characters) that signs session tokens; the same on every node (generated into the data dir when empty)")
+	str(&c.AdminAddr, "admin-addr", "admin listener HOST:PORT (server-to-server API, /metrics, /healthz, /readyz, /debug/pprof/ with --pprof); not the same as client-addr")
+	str(&c.ServerKey, "server-key", "key (at least 16 characters) for server-to-server calls and the admin listener (generated into the data dir when empty; a flag is visible in ps, prefer the environment or the file)")
+	str(&c.TokenSecret, "token-secret", "secret (at least 32 characters) that signs session tokens; the same on every node (generated into the data dir when empty; a flag is visible in ps, prefer the environment or the file)")
 	str(&c.NodeID, "node-id", "this node's name in the cluster (generated when empty)")
 	str(&c.NATSURL, "nats-url", "external NATS URL(s), comma-separated; empty runs an embedded NATS")
-	str(&c.NATSListen, "nats-listen", "let other nodes join the embedded NATS on this HOST:PORT; empty keeps it in-process")
-	str(&c.DatabaseURL, "database-url", "PostgreSQL URL (postgres://…); empty uses SQLite in the data dir")
+	str(&c.NATSListen, "nats-listen", "let other nodes join the embedded NATS on this HOST:PORT; empty keeps it in-process; not with nats-url")
+	str(&c.DatabaseURL, "database-url", "PostgreSQL URL (postgres://…); empty uses SQLite in the data dir; a password in a flag is visible in ps, prefer the environment or the file")
+	boolean(&c.Pprof, "pprof", "serve /debug/pprof/ on the admin listener (the server key is required); off: 404")
+	boolean(&c.MetricsAuth, "metrics-auth", "require the server key on the admin /metrics (open by default for Prometheus scrapers)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text or json")
-	num(&c.LogQueue, "log-queue", "log lines queued before new ones are dropped (and counted)")
+	num(&c.LogQueue, "log-queue", "log lines queued before new ones are dropped (and counted)", 1, noMax)
 	str(&c.CORSOrigins, "cors-origins", "browser origins allowed to call the client HTTP API: comma-separated (https://game.example.com), * for any, empty for none")
-	str(&c.TLSCert, "tls-cert", "certificate file: serve the client listener over TLS (goroutine engine)")
+	str(&c.TLSCert, "tls-cert", "certificate file: serve the client listener over TLS (goroutine engine); needs tls-key")
 	str(&c.TLSKey, "tls-key", "private key file for tls-cert")
-	num(&c.GCPercent, "gc-percent", "garbage-collector target (GOGC) of the serve process; 0 keeps Go's default. 50 cuts idle memory per session by about a quarter (docs/benchmarks.md)")
-	dur(&c.DrainTimeout, "drain-timeout", "on SIGTERM, how long to wait for sessions to leave")
-	dur(&c.NodeHeartbeat, "node-heartbeat", "how often the node writes its load record to the nodes bucket (taisen nodes lists it until three are missed)")
+	dur(&c.HTTPTimeout, "http-timeout", "client HTTP API: longest time to read a request (headers and body) and to write its reply; an upgraded WebSocket is not subject to it", time.Second)
+	num(&c.MaxBodyBytes, "max-body-bytes", "largest client HTTP API request body; larger ones get 413", 1024, 16<<20)
+	fs = append(fs, field{name: "gc-percent",
+		help: "garbage-collector target (GOGC) of the serve process; 0 keeps Go's default. 50 cuts idle memory per session by about a quarter (docs/benchmarks.md); 0, or 1..1000",
+		get:  func() string { return strconv.Itoa(c.GCPercent) },
+		set: func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("want an integer")
+			}
+			c.GCPercent = n
+			return nil
+		}})
+	dur(&c.DrainTimeout, "drain-timeout", "on SIGTERM, how long to wait for sessions to leave", 0)
+	dur(&c.NodeHeartbeat, "node-heartbeat", "how often the node writes its load record to the nodes bucket (taisen nodes lists it until three are missed); at most 1m", 100*time.Millisecond)
 	str(&c.Gateway.Engine, "engine", "socket engine: epoll (Linux) or goroutine (portable, one goroutine per socket)")
-	num(&c.Gateway.MaxFrameBytes, "max-frame-bytes", "largest client frame accepted")
-	num(&c.Gateway.MaxInFlight, "max-in-flight", "requests per session awaiting a reply")
-	flt(&c.Gateway.RateLimit, "rate-limit", "sustained requests per second per session")
-	num(&c.Gateway.RateBurst, "rate-burst", "request burst per session")
-	num(&c.Gateway.MaxViolations, "max-violations", "rejected requests before a session is closed (policy_violation)")
-	dur(&c.Gateway.AuthTimeout, "auth-timeout", "close sockets that have not authenticated in this time")
-	dur(&c.Gateway.HeartbeatInterval, "heartbeat-interval", "how often clients are told to send a frame")
-	dur(&c.Gateway.IdleTimeout, "idle-timeout", "close sockets that sent nothing for this long")
-	dur(&c.Gateway.ResumeGrace, "resume-grace", "how long a dropped session stays resumable")
-	num(&c.Gateway.ResumeBufferPushes, "resume-buffer", "pushes kept per session for resume")
-	num(&c.Gateway.OutboundQueueBytes, "outbound-queue-bytes", "bytes queued per socket before the client is closed as slow")
-	dur(&c.Gateway.WriteTimeout, "write-timeout", "close a socket whose write takes longer (slow)")
-	dur(&c.Gateway.SessionTTL, "session-ttl", "TTL of the session record in the bus KV (refreshed every third)")
-	num(&c.Gateway.KVReplicas, "kv-replicas", "copies of the sessions KV bucket in a NATS cluster (1 for one server; 3 survives losing one)")
-	num(&c.Gateway.MaxUnauthSockets, "max-unauth-sockets", "sockets that have not authenticated yet, in total (more are refused with 429)")
-	num(&c.Gateway.MaxUnauthPerIP, "max-unauth-per-ip", "sockets that have not authenticated yet, per remote address")
-	num(&c.Gateway.Workers, "workers", "epoll loops reading sockets (one per core is plenty)")
-	dur(&c.Auth.SessionTTL, "token-ttl", "session token lifetime")
-	dur(&c.Auth.RefreshTTL, "refresh-ttl", "refresh token lifetime")
+	num(&c.Gateway.MaxFrameBytes, "max-frame-bytes", "largest client frame accepted", 256, 16<<20)
+	num(&c.Gateway.MaxInFlight, "max-in-flight", "requests per session awaiting a reply", 1, 1024)
+	positive(&c.Gateway.RateLimit, "rate-limit", "sustained requests per second per session")
+	num(&c.Gateway.RateBurst, "rate-burst", "request burst per session", 1, noMax)
+	num(&c.Gateway.MaxViolations, "max-violations", "rejected requests before a session is closed (policy_violation)", 1, noMax)
+	dur(&c.Gateway.AuthTimeout, "auth-timeout", "close sockets that have not authenticated in this time", positiveDuration)
+	dur(&c.Gateway.HeartbeatInterval, "heartbeat-interval", "how often clients are told to send a frame", positiveDuration)
+	dur(&c.Gateway.IdleTimeout, "idle-timeout", "close sockets that sent nothing for this long", positiveDuration)
+	dur(&c.Gateway.ResumeGrace, "resume-grace", "how long a dropped session stays resumable", positiveDuration)
+	num(&c.Gateway.ResumeBufferPushes, "resume-buffer", "pushes kept per session for resume", 1, noMax)
+	num(&c.Gateway.OutboundQueueBytes, "outbound-queue-bytes", "bytes queued per socket before the client is closed as slow", 1, noMax)
+	dur(&c.Gateway.WriteTimeout, "write-timeout", "close a socket whose write takes longer (slow)", positiveDuration)
+	dur(&c.Gateway.SessionTTL, "session-ttl", "TTL of the session record in the bus KV (refreshed every third)", 3*time.Second)
+	num(&c.Gateway.KVReplicas, "kv-replicas", "copies of the sessions KV bucket in a NATS cluster (1 for one server; 3 survives losing one)", 1, 5)
+	num(&c.Gateway.MaxUnauthSockets, "max-unauth-sockets", "sockets that have not authenticated yet, in total (more are refused with 429)", 1, noMax)
+	num(&c.Gateway.MaxUnauthPerIP, "max-unauth-per-ip", "sockets that have not authenticated yet, per remote address; at most max-unauth-sockets", 1, noMax)
+	num(&c.Gateway.Workers, "workers", "epoll loops reading sockets (one per core is plenty)", 1, noMax)
+	dur(&c.Auth.SessionTTL, "token-ttl", "session token lifetime", time.Minute)
+	dur(&c.Auth.RefreshTTL, "refresh-ttl", "refresh token lifetime", positiveDuration)
 	return fs
 }
 
@@ -272,11 +397,16 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, 
 	flds := fields(&c)
 	explicit := map[string]string{}
 	for _, f := range flds {
-		f := f
-		fs.Func(f.name, fmt.Sprintf("%s (env %s, default %q)", f.help, Env(f.name), f.get()), func(v string) error {
+		usage := fmt.Sprintf("%s (env %s, default %q)", f.help, Env(f.name), f.get())
+		record := func(v string) error {
 			explicit[f.name] = v
 			return nil
-		})
+		}
+		if f.isBool {
+			fs.BoolFunc(f.name, usage, record) // --pprof alone means true
+		} else {
+			fs.Func(f.name, usage, record)
+		}
 	}
 	var file string
 	fs.StringVar(&file, "config", "", "JSON file with settings keyed by flag name, e.g. {\"client-addr\": \"0.0.0.0:7350\"} (env TAISEN_CONFIG)")

@@ -103,3 +103,111 @@ func TestReferenceListsEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestBounds refuses a value just outside every bound the reference
+// states, naming the setting; every bounded setting must have a case here.
+func TestBounds(t *testing.T) {
+	tests := []struct{ flag, value string }{
+		{"log-queue", "0"},
+		{"http-timeout", "999ms"},
+		{"max-body-bytes", "1023"},
+		{"max-body-bytes", "16777217"},
+		{"drain-timeout", "-1s"},
+		{"max-frame-bytes", "255"},
+		{"max-frame-bytes", "16777217"},
+		{"max-in-flight", "0"},
+		{"max-in-flight", "1025"},
+		{"rate-limit", "0"},
+		{"rate-burst", "0"},
+		{"max-violations", "0"},
+		{"auth-timeout", "0s"},
+		{"heartbeat-interval", "0s"},
+		{"idle-timeout", "0s"},
+		{"resume-grace", "0s"},
+		{"resume-buffer", "0"},
+		{"outbound-queue-bytes", "0"},
+		{"write-timeout", "0s"},
+		{"session-ttl", "2s"},
+		{"kv-replicas", "0"},
+		{"kv-replicas", "6"},
+		{"workers", "0"},
+		{"token-ttl", "59s"},
+		{"refresh-ttl", "0s"},
+	}
+	tested := map[string]bool{}
+	for _, tt := range tests {
+		tested[tt.flag] = true
+		t.Run(tt.flag+"="+tt.value, func(t *testing.T) {
+			_, err := load(t, []string{"--" + tt.flag, tt.value}, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.flag) {
+				t.Errorf("err = %v, want it to refuse %s", err, tt.flag)
+			}
+		})
+	}
+	c := Defaults()
+	for _, f := range fields(&c) {
+		if f.check != nil && !tested[f.name] {
+			t.Errorf("%s has a bound but no case in TestBounds", f.name)
+		}
+	}
+}
+
+func TestRelatedRules(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--idle-timeout", "25s"}, "idle-timeout 25s must be longer than heartbeat-interval"},
+		{[]string{"--outbound-queue-bytes", "1000"}, "outbound-queue-bytes 1000 must be at least max-frame-bytes"},
+		{[]string{"--session-ttl", "10s"}, "session-ttl 10s must be at least resume-grace"},
+		{[]string{"--refresh-ttl", "30m"}, "refresh-ttl 30m0s must be at least token-ttl"},
+		{[]string{"--gc-percent", "1001"}, "gc-percent"},
+	}
+	for _, tt := range tests {
+		_, err := load(t, tt.args, nil)
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%v: err = %v, want %q", tt.args, err, tt.wantErr)
+		}
+	}
+	var buf bytes.Buffer
+	WriteReference(&buf)
+	for name, rule := range relatedRules {
+		if !strings.Contains(buf.String(), rule) {
+			t.Errorf("the reference does not state %s: %s", name, rule)
+		}
+	}
+}
+
+func TestBoolSettings(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		wantPprof bool
+	}{
+		{"default off", nil, nil, false},
+		{"bare flag", []string{"--pprof"}, nil, true},
+		{"flag false over env", []string{"--pprof=false"}, map[string]string{"TAISEN_PPROF": "true"}, false},
+		{"env", nil, map[string]string{"TAISEN_PPROF": "1"}, true},
+	}
+	for _, tt := range tests {
+		c, err := load(t, tt.args, tt.env)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if c.Pprof != tt.wantPprof {
+			t.Errorf("%s: pprof %v, want %v", tt.name, c.Pprof, tt.wantPprof)
+		}
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "taisen.json")
+	if err := os.WriteFile(file, []byte(`{"metrics-auth": true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := load(t, []string{"--config", file}, nil); err != nil || !c.MetricsAuth {
+		t.Errorf("metrics-auth from the file: %v %v", c.MetricsAuth, err)
+	}
+	if _, err := load(t, nil, map[string]string{"TAISEN_METRICS_AUTH": "maybe"}); err == nil || !strings.Contains(err.Error(), "want true or false") {
+		t.Errorf("bad bool: %v", err)
+	}
+}
