@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,8 +36,14 @@ type Options struct {
 	// DatabaseURL uses PostgreSQL instead of a temporary SQLite file.
 	DatabaseURL string
 	// DataDir reuses a data directory (for restart tests); a fresh temp
-	// dir when empty.
+	// dir when empty. Two running nodes cannot share one (it is locked):
+	// use Peer for a second node of the same cluster.
 	DataDir string
+	// Peer makes this node a second node of peer's cluster: the same
+	// database (peer's SQLite file, or its PostgreSQL), token secret and
+	// server key, in a data dir of its own. Set NATSURL to the bus they
+	// share.
+	Peer *Node
 	// Configure edits the configuration before the node starts.
 	Configure func(*config.Config)
 	// RPC adds socket operations.
@@ -63,6 +71,8 @@ type Node struct {
 	// DataDir is the node's data directory.
 	DataDir string
 
+	databaseURL string
+
 	app      *app.App
 	cancel   context.CancelFunc
 	done     chan error
@@ -82,6 +92,18 @@ func StartNode(t testing.TB, opts Options) *Node {
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NATSURL = opts.NATSURL
 	cfg.DatabaseURL = opts.DatabaseURL
+	if p := opts.Peer; p != nil {
+		cfg.DatabaseURL = p.databaseURL
+		if cfg.DatabaseURL == "" {
+			cfg.DatabaseURL = "sqlite://" + filepath.Join(p.DataDir, "taisen.db")
+		}
+		secret, err := os.ReadFile(filepath.Join(p.DataDir, "token.secret"))
+		if err != nil {
+			t.Fatalf("taisentest: peer's token secret: %v", err)
+		}
+		cfg.TokenSecret = strings.TrimSpace(string(secret))
+		cfg.ServerKey = p.ServerKey
+	}
 	cfg.DrainTimeout = 5 * time.Second
 	cfg.LogLevel = "debug"
 	if opts.Configure != nil {
@@ -108,8 +130,10 @@ func StartNode(t testing.TB, opts Options) *Node {
 		NodeID:    a.NodeID(),
 		DataDir:   cfg.DataDir,
 		app:       a,
-		cancel:    cancel,
-		done:      make(chan error, 1),
+
+		databaseURL: opts.DatabaseURL,
+		cancel:      cancel,
+		done:        make(chan error, 1),
 	}
 	go func() { n.done <- a.Run(ctx) }()
 	n.sessions = adminv1connect.NewSessionServiceClient(http.DefaultClient, n.AdminURL, connect.WithInterceptors(bearer(n.ServerKey)))

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
@@ -121,7 +122,10 @@ func (storeRole) Name() string { return "store" }
 func (r storeRole) Start(ctx context.Context) error {
 	a, cfg := r.a, r.a.cfg
 	logger := a.log.With("component", "store")
-	if cfg.DatabaseURL != "" {
+	path := filepath.Join(cfg.DataDir, "taisen.db")
+	if p, ok := strings.CutPrefix(cfg.DatabaseURL, "sqlite://"); ok {
+		path = p
+	} else if cfg.DatabaseURL != "" {
 		st, err := postgres.Open(ctx, cfg.DatabaseURL, logger)
 		if err != nil {
 			return fmt.Errorf("open PostgreSQL (check --database-url): %w", err)
@@ -129,7 +133,7 @@ func (r storeRole) Start(ctx context.Context) error {
 		a.store = st
 		return nil
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "taisen.db"), logger)
+	st, err := sqlite.Open(ctx, path, logger)
 	if err != nil {
 		return fmt.Errorf("open SQLite: %w", err)
 	}
@@ -305,16 +309,18 @@ func (r listenersRole) Start(context.Context) error {
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 		return fmt.Errorf("admin listener %s (is another taisen running? choose --admin-addr): %w", cfg.AdminAddr, err)
 	}
+	return nil
+}
+
+// Serve builds the servers once every role has started (the admin routes
+// include every role's services) and serves the bound listeners.
+func (r listenersRole) Serve(fail func(error)) {
+	a := r.a
 	errorLog := slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelDebug)
 	a.clientSrv = a.clientServer()
 	a.clientSrv.ErrorLog = errorLog
 	a.adminSrv = a.adminServer()
 	a.adminSrv.ErrorLog = errorLog
-	return nil
-}
-
-func (r listenersRole) Serve(fail func(error)) {
-	a := r.a
 	for _, s := range []struct {
 		srv *http.Server
 		ln  net.Listener

@@ -142,8 +142,9 @@ func (c Config) Validate() error {
 	if c.NATSURL != "" && c.NATSListen != "" {
 		errs = append(errs, errors.New("nats-listen only applies to the embedded NATS; drop it or nats-url"))
 	}
-	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		errs = append(errs, fmt.Errorf("database-url: want postgres://… (leave empty for SQLite in the data dir)"))
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") &&
+		!(strings.HasPrefix(c.DatabaseURL, "sqlite://") && len(c.DatabaseURL) > len("sqlite://")) {
+		errs = append(errs, fmt.Errorf("database-url: want postgres://… or sqlite:///path/to/file.db (leave empty for SQLite in the data dir)"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -342,7 +343,7 @@ func fields(c *Config) []field {
 	str(&c.NodeID, "node-id", "this node's name in the cluster (generated when empty)")
 	str(&c.NATSURL, "nats-url", "external NATS URL(s), comma-separated; empty runs an embedded NATS")
 	str(&c.NATSListen, "nats-listen", "let other nodes join the embedded NATS on this HOST:PORT; empty keeps it in-process; not with nats-url")
-	str(&c.DatabaseURL, "database-url", "PostgreSQL URL (postgres://…); empty uses SQLite in the data dir; a password in a flag is visible in ps, prefer the environment or the file")
+	str(&c.DatabaseURL, "database-url", "PostgreSQL URL (postgres://…), or sqlite:///path for an SQLite file outside the data dir; empty uses SQLite in the data dir; a password in a flag is visible in ps, prefer the environment or the file")
 	boolean(&c.Pprof, "pprof", "serve /debug/pprof/ on the admin listener (the server key is required); off: 404")
 	boolean(&c.MetricsAuth, "metrics-auth", "require the server key on the admin /metrics (open by default for Prometheus scrapers)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")

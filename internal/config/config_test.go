@@ -131,6 +131,10 @@ func TestBounds(t *testing.T) {
 		{"kv-replicas", "0"},
 		{"kv-replicas", "6"},
 		{"workers", "0"},
+		{"max-unauth-sockets", "0"},
+		{"max-unauth-per-ip", "0"},
+		{"node-heartbeat", "50ms"},
+		{"node-heartbeat", "2m"},
 		{"token-ttl", "59s"},
 		{"refresh-ttl", "0s"},
 	}
@@ -158,6 +162,7 @@ func TestRelatedRules(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--idle-timeout", "25s"}, "idle-timeout 25s must be longer than heartbeat-interval"},
+		{[]string{"--max-unauth-sockets", "10", "--max-unauth-per-ip", "11"}, "max-unauth-per-ip 11 must be at most max-unauth-sockets 10"},
 		{[]string{"--outbound-queue-bytes", "1000"}, "outbound-queue-bytes 1000 must be at least max-frame-bytes"},
 		{[]string{"--session-ttl", "10s"}, "session-ttl 10s must be at least resume-grace"},
 		{[]string{"--refresh-ttl", "30m"}, "refresh-ttl 30m0s must be at least token-ttl"},

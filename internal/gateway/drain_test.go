@@ -105,7 +105,7 @@ func TestDrainSingleNode(t *testing.T) {
 func TestDrainHandsSessionsToAnotherNode(t *testing.T) {
 	url := taisentest.StartNATS(t)
 	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Configure: func(c *config.Config) { c.DrainTimeout = 20 * time.Second }})
-	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, DataDir: a.DataDir})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a})
 	sess := login(t, a, "device-handoff-1")
 	c, w := open(t, a, sess.Token, "", 0)
 	pushN(t, a, sess.UserId, 1, 1)

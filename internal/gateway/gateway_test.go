@@ -376,7 +376,7 @@ func TestSingleLoginAcrossNodes(t *testing.T) {
 	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url})
 	// B shares A's data dir: the same SQLite file (WAL) and token secret,
 	// as two nodes share one PostgreSQL in production.
-	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, DataDir: a.DataDir})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a})
 	sessA := login(t, a, "device-cluster-01")
 	onA, w1 := open(t, a, sessA.Token, "", 0)
 	if w1.NodeId != a.NodeID {

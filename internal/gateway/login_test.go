@@ -25,7 +25,7 @@ func TestConcurrentLoginsLeaveOne(t *testing.T) {
 	t.Run("two nodes", func(t *testing.T) {
 		url := taisentest.StartNATS(t)
 		a := taisentest.StartNode(t, taisentest.Options{NATSURL: url})
-		b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, DataDir: a.DataDir})
+		b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a})
 		concurrentLogins(t, []*taisentest.Node{a, b}, "device-race-0002", 8)
 	})
 }

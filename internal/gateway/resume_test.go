@@ -47,7 +47,7 @@ func readPushes(t *testing.T, c *tconn, last uint64, count int) uint64 {
 func TestResume(t *testing.T) {
 	url := taisentest.StartNATS(t)
 	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url})
-	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, DataDir: a.DataDir})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a})
 	tests := []struct {
 		name   string
 		second *taisentest.Node
@@ -191,7 +191,7 @@ func TestRecordExpiresWhenNodeDies(t *testing.T) {
 		c.DrainTimeout = 100 * time.Millisecond
 	}
 	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Configure: short})
-	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, DataDir: a.DataDir, Configure: short})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a, Configure: short})
 	sess := login(t, a, "device-expire-01")
 	open(t, a, sess.Token, "", 0)
 	a.Stop() // the drain gives up at once; nothing deletes the record
