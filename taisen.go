@@ -133,16 +133,42 @@ func (s *Server) ServerKey() string {
 	return ""
 }
 
-// Push delivers an ephemeral push to a user's session wherever it lives in
-// the cluster and returns its sequence number. It fails with an error
-// matching ErrOffline when the user has no live or resumable session, and
-// with ErrNotStarted before Start.
+// Push delivers a push to a user's session wherever it lives in the
+// cluster and returns its sequence number: kept for the session's resume
+// and replayed after a reconnect. It fails with an error matching
+// ErrOffline when the user has no live or resumable session, and with
+// ErrNotStarted before Start.
 func (s *Server) Push(ctx context.Context, userID, kind string, payload []byte) (uint64, error) {
+	return s.Send(ctx, userID, Message{Kind: kind, Payload: payload})
+}
+
+// Message is what Send delivers: a durable push (numbered, replayed after
+// a resume, optionally with an ID the client acknowledges) or, with
+// Ephemeral, a message only for an attached socket (room state, typing
+// indicators).
+type Message = gateway.Message
+
+// MessageFunc handles a fire-and-forget client message (the client's
+// Send). It runs in the order the client sent and must not block: hand the
+// work to a goroutine of your own and return.
+type MessageFunc = gateway.MessageFunc
+
+// RegisterMessage adds a handler of fire-and-forget client messages (room
+// inputs). Register before Start.
+func (s *Server) RegisterMessage(name string, fn MessageFunc) error {
+	return s.rpc.RegisterMessage(name, fn)
+}
+
+// Send delivers m to a user's session wherever it lives in the cluster.
+// A durable push returns its sequence number, an ephemeral message 0. It
+// fails with an error matching ErrOffline when no session took it, and
+// with ErrNotStarted before Start.
+func (s *Server) Send(ctx context.Context, userID string, m Message) (uint64, error) {
 	a := s.started()
 	if a == nil {
 		return 0, ErrNotStarted
 	}
-	seq, err := a.Gateway().Deliver(ctx, userID, kind, payload)
+	seq, err := a.Gateway().Send(ctx, userID, m)
 	if errors.Is(err, gateway.ErrOffline) {
 		return 0, &offlineError{user: userID, cause: err}
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -186,8 +187,12 @@ type Socket struct {
 	opts DialOptions
 	log  *slog.Logger
 
-	pushes chan *realtimev1.Push
-	events chan Event
+	pushes     chan *realtimev1.Push
+	ephemerals chan *realtimev1.Ephemeral
+	events     chan Event
+	// ephemeralDropped counts ephemeral messages dropped because
+	// Ephemerals was full.
+	ephemeralDropped atomic.Uint64
 	// created is the first Welcome's created flag; set before Dial
 	// returns, read-only afterwards.
 	created bool
@@ -232,16 +237,18 @@ func (c *Client) dial(ctx context.Context, opts DialOptions) (*Socket, error) {
 		return nil, err
 	}
 	s := &Socket{
-		cl:      c,
-		opts:    opts,
-		log:     c.log,
-		pushes:  make(chan *realtimev1.Push, opts.PushBuffer),
-		events:  make(chan Event, eventBuffer),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		changed: make(chan struct{}),
-		tracker: seqTracker{session: opts.ResumeSessionID, last: opts.LastSeq},
-		session: opts.Session,
+		cl:     c,
+		opts:   opts,
+		log:    c.log,
+		pushes: make(chan *realtimev1.Push, opts.PushBuffer),
+
+		ephemerals: make(chan *realtimev1.Ephemeral, opts.PushBuffer),
+		events:     make(chan Event, eventBuffer),
+		closing:    make(chan struct{}),
+		done:       make(chan struct{}),
+		changed:    make(chan struct{}),
+		tracker:    seqTracker{session: opts.ResumeSessionID, last: opts.LastSeq},
+		session:    opts.Session,
 	}
 	wc, err := s.connect(ctx)
 	if err != nil {
@@ -260,6 +267,61 @@ func (c *Client) dial(ctx context.Context, opts DialOptions) (*Socket, error) {
 // either (replies included), and a server whose queue for this socket
 // overflows closes it as slow. The channel is closed when the socket ends.
 func (s *Socket) Pushes() <-chan *realtimev1.Push { return s.pushes }
+
+// Ephemerals returns the channel of ephemeral server messages (room state,
+// typing indicators): not numbered, never replayed after a reconnect. It
+// has the same buffer size as Pushes; when it is full, new ephemeral
+// messages are dropped (EphemeralDropped counts them) rather than holding
+// up the socket. The channel is closed when the socket ends.
+func (s *Socket) Ephemerals() <-chan *realtimev1.Ephemeral { return s.ephemerals }
+
+// EphemeralDropped counts the ephemeral messages dropped because
+// Ephemerals was full.
+func (s *Socket) EphemeralDropped() uint64 { return s.ephemeralDropped.Load() }
+
+// Send sends a fire-and-forget message to the server handler registered
+// under name (a room input): no reply, no retry. It fails with
+// ErrDisconnected while the socket is reconnecting; the server drops
+// messages over its send budget.
+func (s *Socket) Send(name string, payload []byte) error {
+	return s.fire(&realtimev1.ClientFrame_Send{Send: &realtimev1.Send{Name: name, Payload: payload}})
+}
+
+// Ack acknowledges pushes by id (Push.id), so their producer stops
+// redelivering them. Fire-and-forget, like Send.
+func (s *Socket) Ack(ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.fire(&realtimev1.ClientFrame_Ack{Ack: &realtimev1.Ack{Ids: ids}})
+}
+
+// fire writes a frame that gets no reply on the current connection.
+func (s *Socket) fire(body any) error {
+	s.mu.Lock()
+	c, closed := s.cur, s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if c == nil {
+		return ErrDisconnected
+	}
+	fr := &realtimev1.ClientFrame{}
+	switch b := body.(type) {
+	case *realtimev1.ClientFrame_Send:
+		fr.Body = b
+	case *realtimev1.ClientFrame_Ack:
+		fr.Body = b
+	}
+	if err := c.send(fr); err != nil {
+		if errors.Is(err, ErrFrameTooLarge) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrDisconnected, err)
+	}
+	return nil
+}
 
 // Events returns the channel of connection events. It has a small buffer;
 // when the application does not read it, the oldest events are discarded
@@ -773,6 +835,12 @@ func (s *Socket) serve(c *wsConn) error {
 			if !s.push(c, body.Push) {
 				return ErrClosed
 			}
+		case *realtimev1.ServerFrame_Ephemeral:
+			select {
+			case s.ephemerals <- body.Ephemeral:
+			default:
+				s.ephemeralDropped.Add(1)
+			}
 		case *realtimev1.ServerFrame_Disconnect:
 			d := body.Disconnect
 			c.disconnect = &CloseError{Reason: d.GetReason(), Message: d.GetMessage(), Reconnect: d.GetReconnect()}
@@ -841,6 +909,7 @@ func (s *Socket) finish(err error) {
 	s.log.Debug("client: socket ended", "err", err)
 	s.emit(Event{Kind: EventClosed, Err: err})
 	close(s.pushes)
+	close(s.ephemerals)
 	close(s.events)
 	s.cancel()
 	close(s.done)

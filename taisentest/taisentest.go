@@ -55,6 +55,8 @@ type Options struct {
 	// refresh); the system clock when nil. Pass a *clock.Fake to move
 	// time by hand instead of sleeping.
 	Clock clock.Clock
+	// OnSession receives the node's session lifecycle events, in order.
+	OnSession func(gateway.SessionEvent)
 }
 
 // Node is a running test node.
@@ -118,7 +120,11 @@ func StartNode(t testing.TB, opts Options) *Node {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{LogOutput: logs, RPC: opts.RPC, Clock: opts.Clock})
+	aopts := app.Options{LogOutput: logs, RPC: opts.RPC, Clock: opts.Clock}
+	if opts.OnSession != nil {
+		aopts.SessionHooks = append(aopts.SessionHooks, opts.OnSession)
+	}
+	a, err := app.New(ctx, cfg, aopts)
 	if err != nil {
 		cancel()
 		t.Fatalf("taisentest: start node: %v", err)

@@ -52,6 +52,9 @@ type Options struct {
 	Clock clock.Clock
 	// Version is the build version the node reports in its heartbeat.
 	Version string
+	// SessionHooks are called with this node's session lifecycle events
+	// (see gateway.Gateway.OnSession).
+	SessionHooks []func(gateway.SessionEvent)
 }
 
 // App is one running taisen node.

@@ -269,6 +269,9 @@ func (r gatewayRole) Start(ctx context.Context) error {
 		return err
 	}
 	a.gw = gw
+	for _, fn := range a.opts.SessionHooks {
+		gw.OnSession(fn)
+	}
 	return gw.Start(ctx)
 }
 

@@ -372,6 +372,8 @@ func fields(c *Config) []field {
 	num(&c.Gateway.MaxInFlight, "max-in-flight", "requests per session awaiting a reply", 1, 1024)
 	positive(&c.Gateway.RateLimit, "rate-limit", "sustained requests per second per session")
 	num(&c.Gateway.RateBurst, "rate-burst", "request burst per session", 1, noMax)
+	positive(&c.Gateway.SendRate, "send-rate", "sustained fire-and-forget messages (room inputs, acks) per second per session")
+	num(&c.Gateway.SendBurst, "send-burst", "fire-and-forget message burst per session", 1, noMax)
 	num(&c.Gateway.MaxViolations, "max-violations", "rejected requests before a session is closed (policy_violation)", 1, noMax)
 	dur(&c.Gateway.AuthTimeout, "auth-timeout", "close sockets that have not authenticated in this time", positiveDuration)
 	dur(&c.Gateway.HeartbeatInterval, "heartbeat-interval", "how often clients are told to send a frame", positiveDuration)

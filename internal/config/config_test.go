@@ -119,6 +119,8 @@ func TestBounds(t *testing.T) {
 		{"max-in-flight", "1025"},
 		{"rate-limit", "0"},
 		{"rate-burst", "0"},
+		{"send-rate", "0"},
+		{"send-burst", "0"},
 		{"max-violations", "0"},
 		{"auth-timeout", "0s"},
 		{"heartbeat-interval", "0s"},

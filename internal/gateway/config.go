@@ -22,6 +22,10 @@ type Config struct {
 	// RateBurst the bucket size.
 	RateLimit float64
 	RateBurst int
+	// SendRate and SendBurst are the same for fire-and-forget messages
+	// (room inputs at 20-60 Hz), which have a budget of their own.
+	SendRate  float64
+	SendBurst int
 	// MaxViolations closes a session after this many rate, in-flight or
 	// decoding violations (reason policy_violation).
 	MaxViolations int
@@ -71,6 +75,8 @@ func Defaults() Config {
 		MaxInFlight:        1,
 		RateLimit:          20,
 		RateBurst:          40,
+		SendRate:           60,
+		SendBurst:          120,
 		MaxViolations:      10,
 		AuthTimeout:        10 * time.Second,
 		HeartbeatInterval:  25 * time.Second,
@@ -112,6 +118,10 @@ func (c Config) withDefaults() Config {
 		c.RateLimit = d.RateLimit
 	}
 	setInt(&c.RateBurst, d.RateBurst)
+	if c.SendRate == 0 {
+		c.SendRate = d.SendRate
+	}
+	setInt(&c.SendBurst, d.SendBurst)
 	setInt(&c.MaxViolations, d.MaxViolations)
 	setDur(&c.AuthTimeout, d.AuthTimeout)
 	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)

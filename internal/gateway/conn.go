@@ -42,20 +42,21 @@ type conn struct {
 	lastRecv atomic.Int64 // clock.Mono nanos of the last frame received
 
 	mu            sync.Mutex
-	state         connState  // guarded by mu
-	sess          *Session   // guarded by mu; set once the socket is open
-	inflight      []inflight // guarded by mu; requests awaiting a reply
-	tokens        float32    // guarded by mu; rate-limit bucket
-	tokensAt      int64      // guarded by mu; clock.Mono nanos of the last refill
-	violations    uint16     // guarded by mu
-	authFailures  uint8      // guarded by mu; failed Hellos
-	lastViolation int64      // guarded by mu; clock.Mono nanos of the last violation
-	outq          [][]byte   // guarded by mu; encoded frames waiting to be written
-	outBytes      int        // guarded by mu; bytes in outq and being written
-	flushing      bool       // guarded by mu; a flusher owns the socket's writes
-	finishing     bool       // guarded by mu; close the socket once outq is written
-	closeLabel    string     // guarded by mu; why the socket closes (metrics)
-	unauthIP      string     // guarded by mu; set while counted as unauthenticated
+	state         connState   // guarded by mu
+	sess          *Session    // guarded by mu; set once the socket is open
+	inflight      []inflight  // guarded by mu; requests awaiting a reply
+	tokens        float32     // guarded by mu; rate-limit bucket
+	tokensAt      int64       // guarded by mu; clock.Mono nanos of the last refill
+	violations    uint16      // guarded by mu
+	authFailures  uint8       // guarded by mu; failed Hellos
+	lastViolation int64       // guarded by mu; clock.Mono nanos of the last violation
+	outq          [][]byte    // guarded by mu; encoded frames waiting to be written
+	outBytes      int         // guarded by mu; bytes in outq and being written
+	flushing      bool        // guarded by mu; a flusher owns the socket's writes
+	finishing     bool        // guarded by mu; close the socket once outq is written
+	closeLabel    string      // guarded by mu; why the socket closes (metrics)
+	unauthIP      string      // guarded by mu; set while counted as unauthenticated
+	send          *sendBucket // guarded by mu; nil until the first Send
 
 	// rs is the read state carried between reads: nil unless a frame or a
 	// fragmented message is incomplete, so an idle socket holds none.

@@ -43,6 +43,9 @@ func FuzzConnOnData(f *testing.F) {
 	f.Add(append(benchFrame(rpc), benchFrame(rpc)...), uint8(1), true)
 	f.Add([]byte{0x02, 0x83, 1, 2, 3, 4, 'a', 'b', 'c', 0x80, 0x81, 1, 2, 3, 4, 'd'}, uint8(5), true)
 	f.Add([]byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}, uint8(0), true)
+	send, _ := wire.Marshal(wire.Binary, nil, &realtimev1.ClientFrame{Body: &realtimev1.ClientFrame_Send{Send: &realtimev1.Send{Name: "room.input", Payload: []byte("x")}}})
+	ack, _ := wire.Marshal(wire.Binary, nil, &realtimev1.ClientFrame{Body: &realtimev1.ClientFrame_Ack{Ack: &realtimev1.Ack{Ids: []string{"a", ""}}}})
+	f.Add(append(benchFrame(send), benchFrame(ack)...), uint8(2), true)
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, open bool) {
 		g, err := New(Config{NodeID: "fuzz", Engine: "goroutine", RateLimit: 1e6, RateBurst: 1e6, MaxViolations: 1 << 14},
 			Deps{Bus: nilBus{}, Auth: refuseAuth{}})

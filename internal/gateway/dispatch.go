@@ -23,6 +23,12 @@ func (c *conn) dispatch(fr *realtimev1.ClientFrame) bool {
 		c.mu.Unlock()
 		return false
 	}
+	switch body := fr.Body.(type) {
+	case *realtimev1.ClientFrame_Send:
+		return c.onSend(state, body.Send) // unlocks c.mu
+	case *realtimev1.ClientFrame_Ack:
+		return c.onAck(state, body.Ack) // unlocks c.mu
+	}
 	if !c.takeToken() {
 		c.mu.Unlock()
 		c.replyError(cid, apierr.New(realtimev1.ErrorCode_ERROR_CODE_RATE_LIMITED, "request rate over %.0f/s", c.g.cfg.RateLimit))
@@ -74,6 +80,92 @@ func (c *conn) dispatch(fr *realtimev1.ClientFrame) bool {
 	}
 	c.mu.Unlock()
 	c.startRequest(cid, run)
+	return true
+}
+
+// sendBucket is the rate budget of fire-and-forget messages, allocated
+// with a socket's first Send.
+type sendBucket struct {
+	tokens float32
+	at     int64 // clock.Mono nanos of the last refill
+}
+
+// onSend handles a fire-and-forget message: no reply; over budget or to
+// an unknown handler it is dropped and counts as a violation. c.mu is
+// held and released here.
+func (c *conn) onSend(state connState, m *realtimev1.Send) bool {
+	if state != stateOpen {
+		c.mu.Unlock()
+		c.replyError(0, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "authenticate first: send hello and wait for welcome"))
+		return c.violation()
+	}
+	ok := c.takeSend()
+	sess := c.sess
+	c.mu.Unlock()
+	if !ok {
+		c.g.metrics.sends.WithLabelValues("over_budget").Inc()
+		return c.violation()
+	}
+	fn, found := c.g.deps.RPC.LookupMessage(m.Name)
+	if !found {
+		c.g.metrics.sends.WithLabelValues("unknown").Inc()
+		c.replyError(0, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNKNOWN_RPC, "no message handler named %q", m.Name))
+		return c.violation()
+	}
+	c.g.metrics.sends.WithLabelValues("handled").Inc()
+	fn(c.g.baseCtx, Call{UserID: sess.userID, Username: sess.username, SessionID: sess.id, Payload: m.Payload})
+	return true
+}
+
+// takeSend refills and takes from the fire-and-forget budget; c.mu is
+// held.
+func (c *conn) takeSend() bool {
+	now := c.g.mono.Now()
+	if c.send == nil {
+		c.send = &sendBucket{tokens: float32(c.g.cfg.SendBurst), at: now}
+	}
+	b := c.send
+	b.tokens = min(b.tokens+float32(max(now-b.at, 0))/float32(time.Second)*float32(c.g.cfg.SendRate), float32(c.g.cfg.SendBurst))
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// maxAckIDs and maxAckIDLen bound one Ack.
+const (
+	maxAckIDs   = 64
+	maxAckIDLen = 128
+)
+
+// onAck hands acknowledged push ids to the ack handler. c.mu is held and
+// released here. Acks share the fire-and-forget budget.
+func (c *conn) onAck(state connState, a *realtimev1.Ack) bool {
+	if state != stateOpen {
+		c.mu.Unlock()
+		c.replyError(0, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "authenticate first: send hello and wait for welcome"))
+		return c.violation()
+	}
+	ok := c.takeSend()
+	sess := c.sess
+	c.mu.Unlock()
+	if !ok {
+		c.g.metrics.sends.WithLabelValues("over_budget").Inc()
+		return c.violation()
+	}
+	bad := len(a.Ids) == 0 || len(a.Ids) > maxAckIDs
+	for _, id := range a.Ids {
+		bad = bad || id == "" || len(id) > maxAckIDLen
+	}
+	if bad {
+		c.replyError(0, apierr.BadRequest("ack needs 1 to %d ids of 1 to %d characters", maxAckIDs, maxAckIDLen))
+		return c.violation()
+	}
+	if fn := c.g.deps.RPC.ackHandler(); fn != nil {
+		fn(c.g.baseCtx, Call{UserID: sess.userID, Username: sess.username, SessionID: sess.id}, a.Ids)
+	}
 	return true
 }
 

@@ -109,6 +109,7 @@ type Gateway struct {
 	sessions map[string]*Session // guarded by sessMu; every session of this node, by id
 
 	refreshCh chan *Session
+	hooks     hookQueue
 	// changes is signalled when a socket closes or a session ends or
 	// detaches; Drain waits on it.
 	changes chan struct{}
@@ -148,6 +149,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		sessions:  make(map[string]*Session),
 		refreshCh: make(chan *Session, 4096),
 		changes:   make(chan struct{}, 1),
+		hooks:     hookQueue{wake: make(chan struct{}, 1)},
 		unauth:    unauthLimiter{max: cfg.MaxUnauthSockets, perIP: cfg.MaxUnauthPerIP},
 	}
 	g.metrics = newMetrics(g, deps.Metrics)
@@ -184,6 +186,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.sub = sub
 	g.wg.Add(1)
 	go g.sweepLoop(g.clock.NewTicker(g.cfg.SweepInterval))
+	if len(g.hooks.fns) > 0 {
+		g.wg.Add(1)
+		go g.runHooks()
+	}
 	for i := 0; i < 4; i++ {
 		g.wg.Add(1)
 		go g.refreshLoop()

@@ -17,6 +17,9 @@ type metrics struct {
 	violations    prometheus.Counter
 	authFailures  prometheus.Counter
 	pushes        prometheus.Counter
+	events        prometheus.Counter
+	sends         *prometheus.CounterVec
+	hookQueue     prometheus.Gauge
 	coalesced     prometheus.Counter
 	rpcDuration   *prometheus.HistogramVec
 	refreshFails  prometheus.Counter
@@ -37,6 +40,9 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
 		violations:    prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_session_violations_total", Help: "Rate, in-flight and protocol violations."}),
 		authFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_auth_failures_total", Help: "Failed socket authentications."}),
 		pushes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_pushes_total", Help: "Pushes assigned a sequence number."}),
+		events:        prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_ephemeral_total", Help: "Ephemeral messages queued on sockets (a multicast counts each socket)."}),
+		sends:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "taisen_client_sends_total", Help: "Fire-and-forget client messages, by outcome (handled, dropped)."}, []string{"outcome"}),
+		hookQueue:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "taisen_session_hook_queue", Help: "Session lifecycle events waiting for their hooks."}),
 		coalesced:     prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_frames_coalesced_total", Help: "Frames written in the same writev as an earlier frame."}),
 		refreshFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "taisen_session_refresh_failures_total",
 			Help: "Session record refreshes that failed on the bus (retried at the next sweep); growing means the KV is unreachable and records may expire."}),
@@ -54,7 +60,7 @@ func newMetrics(g *Gateway, reg prometheus.Registerer) *metrics {
 		return m
 	}
 	reg.MustRegister(m.accepted, m.opened, m.resumed, m.resumeFailed, m.expired, m.closes, m.frames,
-		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced, m.rpcDuration, m.refreshFails, m.unauthRefused, m.nodeRequests,
+		m.requestErrors, m.violations, m.authFailures, m.pushes, m.coalesced, m.rpcDuration, m.refreshFails, m.unauthRefused, m.nodeRequests, m.events, m.sends, m.hookQueue,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sessions_active", Help: "Sessions attached to a socket."},
 			func() float64 { return float64(g.openSockets.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "taisen_sockets_open", Help: "Open WebSockets, authenticated or not."},

@@ -88,6 +88,12 @@ func (g *Gateway) onNodeRequest(m *bus.Msg) {
 		user = body.TakeOver.UserId
 	case *clusterv1.NodeRequest_Deliver:
 		user = body.Deliver.UserId
+	case *clusterv1.NodeRequest_Multicast:
+		// Ephemeral and for several users: no per-user order to keep, and
+		// handled on the spot (one encode, non-blocking queues).
+		g.metrics.nodeRequests.WithLabelValues("multicast").Inc()
+		g.handleMulticast(body.Multicast)
+		return
 	default:
 		g.respond(m, &clusterv1.NodeReply{Error: "unknown request"})
 		return
@@ -142,9 +148,9 @@ func (g *Gateway) handleKick(k *clusterv1.Kick) *clusterv1.KickReply {
 	}
 	found := false
 	for _, s := range targets {
-		cause := endKicked
+		cause := EndKicked
 		if k.Reason == realtimev1.CloseReason_CLOSE_REASON_REPLACED {
-			cause = endReplaced
+			cause = EndReplaced
 		}
 		c, ended := g.end(s, cause)
 		found = found || ended
@@ -179,6 +185,7 @@ func (g *Gateway) handleTakeOver(t *clusterv1.TakeOver) *clusterv1.TakeOverReply
 		delete(g.sessions, s.id)
 	}
 	g.sessMu.Unlock()
+	g.emit(SessionEvent{Kind: SessionEnded, UserID: s.userID, SessionID: s.id, Cause: EndMoved})
 	g.changed()
 	if c != nil {
 		c.closeMoved()
@@ -195,7 +202,11 @@ func (g *Gateway) handleDeliver(d *clusterv1.Deliver, reply func(*clusterv1.Deli
 		reply(&clusterv1.DeliverReply{})
 		return
 	}
-	seq, ok, later := g.push(s, d.Kind, d.Payload, func(seq uint64, ok bool) {
+	if d.Ephemeral {
+		reply(&clusterv1.DeliverReply{Delivered: g.ephemeral(s, d.Kind, d.Payload)})
+		return
+	}
+	seq, ok, later := g.push(s, &realtimev1.Push{Kind: d.Kind, Payload: d.Payload, Id: d.Id}, func(seq uint64, ok bool) {
 		reply(&clusterv1.DeliverReply{Delivered: ok, Seq: seq})
 	})
 	if !later {
@@ -203,12 +214,64 @@ func (g *Gateway) handleDeliver(d *clusterv1.Deliver, reply func(*clusterv1.Deli
 	}
 }
 
+// ephemeral sends an ephemeral message to s's socket, if one is attached.
+func (g *Gateway) ephemeral(s *Session, kind string, payload []byte) bool {
+	s.mu.Lock()
+	c := s.conn
+	live := s.state == sessLive
+	s.mu.Unlock()
+	if !live || c == nil {
+		return false
+	}
+	frame, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Ephemeral{Ephemeral: &realtimev1.Ephemeral{
+		Kind: kind, Payload: payload, SentAtMs: g.clock.Now().UnixMilli()}}})
+	if err != nil {
+		return false
+	}
+	g.metrics.events.Inc()
+	return c.enqueue(frame, flushBackground)
+}
+
+// handleMulticast queues one ephemeral event on the sockets of several
+// local sessions, encoding the frame once per wire format.
+func (g *Gateway) handleMulticast(m *clusterv1.Multicast) {
+	ev := &realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Ephemeral{Ephemeral: &realtimev1.Ephemeral{
+		Kind: m.Kind, Payload: m.Payload, SentAtMs: g.clock.Now().UnixMilli()}}}
+	var frames [2][]byte // by wire.Format
+	for _, id := range m.SessionIds {
+		s := g.session(id)
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		c := s.conn
+		live := s.state == sessLive
+		s.mu.Unlock()
+		if !live || c == nil {
+			continue
+		}
+		f := &frames[c.format&1]
+		if *f == nil {
+			b, err := c.encode(ev)
+			if err != nil {
+				g.log.Error("encode multicast message", "err", err)
+				return
+			}
+			*f = b
+		}
+		// The encoded bytes are shared: queues only read them.
+		if c.enqueue(*f, flushBackground) {
+			g.metrics.events.Inc()
+		}
+	}
+}
+
 // push assigns the next seq to a push, keeps it for resume and queues it on
 // the socket if one is attached. It returns false when the session ended.
 // While the session is being established the push waits: push returns
 // later = true and calls done once the push has its seq or was refused.
-func (g *Gateway) push(s *Session, kind string, payload []byte, done func(seq uint64, ok bool)) (seq uint64, ok, later bool) {
-	p := &realtimev1.Push{Kind: kind, Payload: payload, SentAtMs: g.clock.Now().UnixMilli()}
+func (g *Gateway) push(s *Session, p *realtimev1.Push, done func(seq uint64, ok bool)) (seq uint64, ok, later bool) {
+	p.SentAtMs = g.clock.Now().UnixMilli()
 	s.mu.Lock()
 	switch s.state {
 	case sessEnded:
@@ -240,9 +303,32 @@ func (g *Gateway) push(s *Session, kind string, payload []byte, done func(seq ui
 // ErrOffline means the user has no live or resumable session.
 var ErrOffline = errors.New("gateway: user is offline")
 
-// Deliver pushes a message to a user's session wherever it lives in the
-// cluster. It returns the push's seq, or ErrOffline.
+// Message is what Send delivers to a user.
+type Message struct {
+	// Kind says what the message is ("chat.message"); Payload is its
+	// content.
+	Kind    string
+	Payload []byte
+	// ID is the producer's id of a durable push (Push.id), which the
+	// client acknowledges with Ack; empty for none.
+	ID string
+	// Ephemeral sends an Ephemeral message instead of a Push: not numbered, not kept
+	// for resume, delivered only to an attached socket (room state at
+	// 20 Hz must not evict the pushes a resume needs).
+	Ephemeral bool
+}
+
+// Deliver sends a durable push to a user's session wherever it lives in
+// the cluster. It returns the push's seq, or ErrOffline.
 func (g *Gateway) Deliver(ctx context.Context, userID, kind string, payload []byte) (uint64, error) {
+	return g.Send(ctx, userID, Message{Kind: kind, Payload: payload})
+}
+
+// Send delivers m to a user's session wherever it lives in the cluster. A
+// durable push returns its seq; an ephemeral one returns 0. ErrOffline
+// means no session took it: the user has none (or, for an ephemeral
+// message, no attached socket).
+func (g *Gateway) Send(ctx context.Context, userID string, m Message) (uint64, error) {
 	// A session may move or be replaced between reading its record and
 	// delivering; one retry follows it.
 	for attempt := 0; attempt < 2; attempt++ {
@@ -251,7 +337,7 @@ func (g *Gateway) Deliver(ctx context.Context, userID, kind string, payload []by
 			return 0, err
 		}
 		req := &clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_Deliver{Deliver: &clusterv1.Deliver{
-			UserId: userID, SessionId: rec.SessionId, Kind: kind, Payload: payload}}}
+			UserId: userID, SessionId: rec.SessionId, Kind: m.Kind, Payload: m.Payload, Id: m.ID, Ephemeral: m.Ephemeral}}}
 		reply, err := g.nodeRequest(ctx, rec.NodeId, req)
 		if errors.Is(err, bus.ErrNoResponders) {
 			continue
@@ -264,6 +350,54 @@ func (g *Gateway) Deliver(ctx context.Context, userID, kind string, payload []by
 		}
 	}
 	return 0, ErrOffline
+}
+
+// Recipient is where a user's session lives, as read from its record.
+type Recipient struct {
+	UserID    string
+	SessionID string
+	NodeID    string
+}
+
+// Resolve reads the records of users and returns where their sessions
+// live; offline users are left out. Callers that send often (a room at
+// 20 Hz) resolve once and again only when their players reconnect.
+func (g *Gateway) Resolve(ctx context.Context, userIDs []string) ([]Recipient, error) {
+	out := make([]Recipient, 0, len(userIDs))
+	for _, u := range userIDs {
+		rec, err := g.Lookup(ctx, u)
+		if errors.Is(err, ErrOffline) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Recipient{UserID: u, SessionID: rec.SessionId, NodeID: rec.NodeId})
+	}
+	return out, nil
+}
+
+// Multicast sends one ephemeral event to many sessions: one bus message
+// per node, where the frame is encoded once per wire format and queued on
+// every local socket. It returns once the messages are published; sessions
+// without an attached socket miss the event.
+func (g *Gateway) Multicast(ctx context.Context, to []Recipient, kind string, payload []byte) error {
+	byNode := make(map[string][]string)
+	for _, r := range to {
+		byNode[r.NodeID] = append(byNode[r.NodeID], r.SessionID)
+	}
+	var errs []error
+	for node, ids := range byNode {
+		b, err := proto.Marshal(&clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_Multicast{Multicast: &clusterv1.Multicast{
+			SessionIds: ids, Kind: kind, Payload: payload}}})
+		if err != nil {
+			return fmt.Errorf("gateway: encode multicast: %w", err)
+		}
+		if err := g.deps.Bus.Publish(ctx, NodeSubject(node), b); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: multicast to node %s: %w", node, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Lookup returns the session record of a user, or ErrOffline.

@@ -109,17 +109,27 @@ func decodeRecord(b []byte) (*clusterv1.SessionRecord, error) {
 // session was being established.
 var errReplaced = errors.New("gateway: replaced by a newer login while being established")
 
-// endCause says why a session ends.
-type endCause uint8
+// EndCause says why a session ended.
+type EndCause uint8
 
+// The causes of a session's end.
 const (
-	endReplaced endCause = iota // a newer login took the record
-	endKicked                   // an operator or the server closed it
-	endMoved                    // resumed on another node or socket
-	endLogout                   // the client logged out
-	endExpired                  // the resume grace ran out
-	endFailed                   // it could not be established
+	EndReplaced EndCause = iota // a newer login of the user took over
+	EndKicked                   // an operator or the server closed it
+	EndMoved                    // resumed on another node: the user is still online
+	EndLogout                   // the client logged out
+	EndExpired                  // the socket was gone longer than the resume grace
+	EndFailed                   // it could not be established
 )
+
+var endCauseNames = [...]string{"replaced", "kicked", "moved", "logout", "expired", "failed"}
+
+func (c EndCause) String() string {
+	if int(c) < len(endCauseNames) {
+		return endCauseNames[c]
+	}
+	return fmt.Sprintf("EndCause(%d)", c)
+}
 
 // register adds s to the session table.
 func (g *Gateway) register(s *Session) {
@@ -140,12 +150,13 @@ func (g *Gateway) session(id string) *Session {
 // pushes still waiting for it are refused (their senders retry), and the
 // socket it had, if any, is returned for the caller to close with the
 // reason that fits. It reports false when s had already ended.
-func (g *Gateway) end(s *Session, cause endCause) (*conn, bool) {
+func (g *Gateway) end(s *Session, cause EndCause) (*conn, bool) {
 	s.mu.Lock()
 	if s.state == sessEnded {
 		s.mu.Unlock()
 		return nil, false
 	}
+	wasLive := s.state == sessLive
 	s.state = sessEnded
 	c := s.conn
 	s.conn = nil
@@ -160,8 +171,11 @@ func (g *Gateway) end(s *Session, cause endCause) (*conn, bool) {
 	for _, pp := range pending {
 		pp.done(0, false)
 	}
-	if cause == endExpired {
+	if cause == EndExpired {
 		g.metrics.expired.Inc()
+	}
+	if wasLive {
+		g.emit(SessionEvent{Kind: SessionEnded, UserID: s.userID, SessionID: s.id, Cause: cause})
 	}
 	g.changed()
 	return c, true
@@ -220,7 +234,7 @@ func (g *Gateway) establish(ctx context.Context, ident Identity, resumeID string
 func (g *Gateway) fresh(ctx context.Context, s *Session) (*Session, error) {
 	prev, err := g.claim(ctx, s)
 	if err != nil {
-		g.end(s, endFailed)
+		g.end(s, EndFailed)
 		return nil, err
 	}
 	if prev != nil && prev.SessionId != s.id {
@@ -338,7 +352,7 @@ func (g *Gateway) resumeLocal(ctx context.Context, s *Session, lastSeq uint64) (
 	}
 	s.mu.Unlock()
 	if !ok {
-		if c, ended := g.end(s, endMoved); ended && c != nil {
+		if c, ended := g.end(s, EndMoved); ended && c != nil {
 			c.closeMoved()
 		}
 		return nil, false
@@ -445,11 +459,16 @@ func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid u
 		}
 	}
 	start := c.queue(frames...)
+	kind := SessionAttached
+	if s.resumed {
+		kind = SessionResumed
+	}
 	s.mu.Unlock()
 	c.flushIfStarted(start)
 	if old != nil && old != c {
 		old.closeMoved()
 	}
+	g.emit(SessionEvent{Kind: kind, UserID: s.userID, SessionID: s.id})
 }
 
 // detach marks s as without socket (resumable for the grace period) if c
@@ -461,10 +480,14 @@ func (g *Gateway) detach(s *Session, c *conn) {
 		return
 	}
 	s.conn = nil
-	if s.state != sessEnded {
+	live := s.state == sessLive
+	if live {
 		s.detachedAt = g.mono.Now()
 	}
 	s.mu.Unlock()
+	if live {
+		g.emit(SessionEvent{Kind: SessionDetached, UserID: s.userID, SessionID: s.id})
+	}
 	g.changed()
 }
 
@@ -473,7 +496,7 @@ func (g *Gateway) detach(s *Session, c *conn) {
 func (g *Gateway) logout(ctx context.Context, s *Session) {
 	s.kvMu.Lock()
 	defer s.kvMu.Unlock()
-	g.end(s, endLogout)
+	g.end(s, EndLogout)
 	s.mu.Lock()
 	rev := s.kvRev
 	s.mu.Unlock()
@@ -536,9 +559,9 @@ func (g *Gateway) refresh(ctx context.Context, s *Session) error {
 // lost ends a session whose record now belongs elsewhere: moved (resumed
 // on another node) or replaced by a newer login.
 func (g *Gateway) lost(s *Session, moved bool) {
-	cause := endReplaced
+	cause := EndReplaced
 	if moved {
-		cause = endMoved
+		cause = EndMoved
 	}
 	c, _ := g.end(s, cause)
 	if c == nil {

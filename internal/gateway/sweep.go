@@ -72,7 +72,7 @@ func (g *Gateway) sweep() {
 	for _, s := range expired {
 		// The record is left to expire by its TTL: a mass disconnect costs
 		// no writes.
-		g.end(s, endExpired)
+		g.end(s, EndExpired)
 	}
 }
 

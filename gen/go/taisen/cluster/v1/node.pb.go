@@ -101,6 +101,7 @@ type NodeRequest struct {
 	//	*NodeRequest_Kick
 	//	*NodeRequest_TakeOver
 	//	*NodeRequest_Deliver
+	//	*NodeRequest_Multicast
 	Body          isNodeRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -170,6 +171,15 @@ func (x *NodeRequest) GetDeliver() *Deliver {
 	return nil
 }
 
+func (x *NodeRequest) GetMulticast() *Multicast {
+	if x != nil {
+		if x, ok := x.Body.(*NodeRequest_Multicast); ok {
+			return x.Multicast
+		}
+	}
+	return nil
+}
+
 type isNodeRequest_Body interface {
 	isNodeRequest_Body()
 }
@@ -186,11 +196,17 @@ type NodeRequest_Deliver struct {
 	Deliver *Deliver `protobuf:"bytes,3,opt,name=deliver,proto3,oneof"`
 }
 
+type NodeRequest_Multicast struct {
+	Multicast *Multicast `protobuf:"bytes,4,opt,name=multicast,proto3,oneof"`
+}
+
 func (*NodeRequest_Kick) isNodeRequest_Body() {}
 
 func (*NodeRequest_TakeOver) isNodeRequest_Body() {}
 
 func (*NodeRequest_Deliver) isNodeRequest_Body() {}
+
+func (*NodeRequest_Multicast) isNodeRequest_Body() {}
 
 // NodeReply answers a NodeRequest.
 type NodeReply struct {
@@ -576,7 +592,12 @@ type Deliver struct {
 	// session_id is the session the user's record names; the node delivers
 	// to that session only, so a push never reaches a session that lost its
 	// record to a newer login.
-	SessionId     string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SessionId string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// ephemeral sends an Ephemeral message (no seq, not kept for resume,
+	// only to an attached socket) instead of a Push.
+	Ephemeral bool `protobuf:"varint,5,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	// id is the producer's id of the push (Push.id); empty for none.
+	Id            string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -639,6 +660,83 @@ func (x *Deliver) GetSessionId() string {
 	return ""
 }
 
+func (x *Deliver) GetEphemeral() bool {
+	if x != nil {
+		return x.Ephemeral
+	}
+	return false
+}
+
+func (x *Deliver) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Multicast sends one Ephemeral message to several sessions of the node it
+// is addressed to; the node encodes the frame once per wire format. It is
+// published without a reply.
+type Multicast struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionIds    []string               `protobuf:"bytes,1,rep,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Multicast) Reset() {
+	*x = Multicast{}
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Multicast) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Multicast) ProtoMessage() {}
+
+func (x *Multicast) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Multicast.ProtoReflect.Descriptor instead.
+func (*Multicast) Descriptor() ([]byte, []int) {
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Multicast) GetSessionIds() []string {
+	if x != nil {
+		return x.SessionIds
+	}
+	return nil
+}
+
+func (x *Multicast) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Multicast) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
 type DeliverReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Delivered     bool                   `protobuf:"varint,1,opt,name=delivered,proto3" json:"delivered,omitempty"`
@@ -649,7 +747,7 @@ type DeliverReply struct {
 
 func (x *DeliverReply) Reset() {
 	*x = DeliverReply{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[8]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +759,7 @@ func (x *DeliverReply) String() string {
 func (*DeliverReply) ProtoMessage() {}
 
 func (x *DeliverReply) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[8]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +772,7 @@ func (x *DeliverReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverReply.ProtoReflect.Descriptor instead.
 func (*DeliverReply) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeliverReply) GetDelivered() bool {
@@ -700,11 +798,12 @@ const file_taisen_cluster_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x19\n" +
-	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs\"\xb8\x01\n" +
+	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs\"\xf6\x01\n" +
 	"\vNodeRequest\x12-\n" +
 	"\x04kick\x18\x01 \x01(\v2\x17.taisen.cluster.v1.KickH\x00R\x04kick\x12:\n" +
 	"\ttake_over\x18\x02 \x01(\v2\x1b.taisen.cluster.v1.TakeOverH\x00R\btakeOver\x126\n" +
-	"\adeliver\x18\x03 \x01(\v2\x1a.taisen.cluster.v1.DeliverH\x00R\adeliverB\x06\n" +
+	"\adeliver\x18\x03 \x01(\v2\x1a.taisen.cluster.v1.DeliverH\x00R\adeliver\x12<\n" +
+	"\tmulticast\x18\x04 \x01(\v2\x1c.taisen.cluster.v1.MulticastH\x00R\tmulticastB\x06\n" +
 	"\x04body\"\xdb\x01\n" +
 	"\tNodeReply\x122\n" +
 	"\x04kick\x18\x01 \x01(\v2\x1c.taisen.cluster.v1.KickReplyH\x00R\x04kick\x12?\n" +
@@ -731,13 +830,20 @@ const file_taisen_cluster_v1_node_proto_rawDesc = "" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x120\n" +
 	"\x06pushes\x18\x03 \x03(\v2\x18.taisen.realtime.v1.PushR\x06pushes\x12\x19\n" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x19\n" +
-	"\bsince_ms\x18\x05 \x01(\x03R\asinceMs\"o\n" +
+	"\bsince_ms\x18\x05 \x01(\x03R\asinceMs\"\x9d\x01\n" +
 	"\aDeliver\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x04 \x01(\tR\tsessionId\">\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x1c\n" +
+	"\tephemeral\x18\x05 \x01(\bR\tephemeral\x12\x0e\n" +
+	"\x02id\x18\x06 \x01(\tR\x02id\"Z\n" +
+	"\tMulticast\x12\x1f\n" +
+	"\vsession_ids\x18\x01 \x03(\tR\n" +
+	"sessionIds\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\">\n" +
 	"\fDeliverReply\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\bR\tdelivered\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seqB\xc9\x01\n" +
@@ -755,7 +861,7 @@ func file_taisen_cluster_v1_node_proto_rawDescGZIP() []byte {
 	return file_taisen_cluster_v1_node_proto_rawDescData
 }
 
-var file_taisen_cluster_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_taisen_cluster_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_taisen_cluster_v1_node_proto_goTypes = []any{
 	(*SessionRecord)(nil), // 0: taisen.cluster.v1.SessionRecord
 	(*NodeRequest)(nil),   // 1: taisen.cluster.v1.NodeRequest
@@ -765,24 +871,26 @@ var file_taisen_cluster_v1_node_proto_goTypes = []any{
 	(*TakeOver)(nil),      // 5: taisen.cluster.v1.TakeOver
 	(*TakeOverReply)(nil), // 6: taisen.cluster.v1.TakeOverReply
 	(*Deliver)(nil),       // 7: taisen.cluster.v1.Deliver
-	(*DeliverReply)(nil),  // 8: taisen.cluster.v1.DeliverReply
-	(v1.CloseReason)(0),   // 9: taisen.realtime.v1.CloseReason
-	(*v1.Push)(nil),       // 10: taisen.realtime.v1.Push
+	(*Multicast)(nil),     // 8: taisen.cluster.v1.Multicast
+	(*DeliverReply)(nil),  // 9: taisen.cluster.v1.DeliverReply
+	(v1.CloseReason)(0),   // 10: taisen.realtime.v1.CloseReason
+	(*v1.Push)(nil),       // 11: taisen.realtime.v1.Push
 }
 var file_taisen_cluster_v1_node_proto_depIdxs = []int32{
 	3,  // 0: taisen.cluster.v1.NodeRequest.kick:type_name -> taisen.cluster.v1.Kick
 	5,  // 1: taisen.cluster.v1.NodeRequest.take_over:type_name -> taisen.cluster.v1.TakeOver
 	7,  // 2: taisen.cluster.v1.NodeRequest.deliver:type_name -> taisen.cluster.v1.Deliver
-	4,  // 3: taisen.cluster.v1.NodeReply.kick:type_name -> taisen.cluster.v1.KickReply
-	6,  // 4: taisen.cluster.v1.NodeReply.take_over:type_name -> taisen.cluster.v1.TakeOverReply
-	8,  // 5: taisen.cluster.v1.NodeReply.deliver:type_name -> taisen.cluster.v1.DeliverReply
-	9,  // 6: taisen.cluster.v1.Kick.reason:type_name -> taisen.realtime.v1.CloseReason
-	10, // 7: taisen.cluster.v1.TakeOverReply.pushes:type_name -> taisen.realtime.v1.Push
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	8,  // 3: taisen.cluster.v1.NodeRequest.multicast:type_name -> taisen.cluster.v1.Multicast
+	4,  // 4: taisen.cluster.v1.NodeReply.kick:type_name -> taisen.cluster.v1.KickReply
+	6,  // 5: taisen.cluster.v1.NodeReply.take_over:type_name -> taisen.cluster.v1.TakeOverReply
+	9,  // 6: taisen.cluster.v1.NodeReply.deliver:type_name -> taisen.cluster.v1.DeliverReply
+	10, // 7: taisen.cluster.v1.Kick.reason:type_name -> taisen.realtime.v1.CloseReason
+	11, // 8: taisen.cluster.v1.TakeOverReply.pushes:type_name -> taisen.realtime.v1.Push
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_taisen_cluster_v1_node_proto_init() }
@@ -794,6 +902,7 @@ func file_taisen_cluster_v1_node_proto_init() {
 		(*NodeRequest_Kick)(nil),
 		(*NodeRequest_TakeOver)(nil),
 		(*NodeRequest_Deliver)(nil),
+		(*NodeRequest_Multicast)(nil),
 	}
 	file_taisen_cluster_v1_node_proto_msgTypes[2].OneofWrappers = []any{
 		(*NodeReply_Kick)(nil),
@@ -806,7 +915,7 @@ func file_taisen_cluster_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taisen_cluster_v1_node_proto_rawDesc), len(file_taisen_cluster_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -284,6 +284,8 @@ type ClientFrame struct {
 	//	*ClientFrame_Rpc
 	//	*ClientFrame_Ping
 	//	*ClientFrame_Logout
+	//	*ClientFrame_Send
+	//	*ClientFrame_Ack
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -369,6 +371,24 @@ func (x *ClientFrame) GetLogout() *Logout {
 	return nil
 }
 
+func (x *ClientFrame) GetSend() *Send {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Send); ok {
+			return x.Send
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -396,6 +416,20 @@ type ClientFrame_Logout struct {
 	Logout *Logout `protobuf:"bytes,5,opt,name=logout,proto3,oneof"`
 }
 
+type ClientFrame_Send struct {
+	// send is a fire-and-forget message (a room input, a position update):
+	// no cid, no reply, never in flight, handled in the order sent. It has
+	// its own rate budget (--send-rate); messages over it are dropped and
+	// count as violations. Only after Welcome.
+	Send *Send `protobuf:"bytes,6,opt,name=send,proto3,oneof"`
+}
+
+type ClientFrame_Ack struct {
+	// ack acknowledges pushes that carry an id (inbox items): the producer
+	// stops redelivering them. No cid, no reply. Only after Welcome.
+	Ack *Ack `protobuf:"bytes,7,opt,name=ack,proto3,oneof"`
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_Rpc) isClientFrame_Body() {}
@@ -403,6 +437,114 @@ func (*ClientFrame_Rpc) isClientFrame_Body() {}
 func (*ClientFrame_Ping) isClientFrame_Body() {}
 
 func (*ClientFrame_Logout) isClientFrame_Body() {}
+
+func (*ClientFrame_Send) isClientFrame_Body() {}
+
+func (*ClientFrame_Ack) isClientFrame_Body() {}
+
+// Send is a fire-and-forget message to a named handler.
+type Send struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the handler: 1-128 characters of [a-zA-Z0-9_.-] starting with
+	// a letter. Messages to an unknown name are dropped and count as a
+	// violation.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// payload is the message's content, in a format the handler defines.
+	Payload       []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Send) Reset() {
+	*x = Send{}
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Send) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Send) ProtoMessage() {}
+
+func (x *Send) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Send.ProtoReflect.Descriptor instead.
+func (*Send) Descriptor() ([]byte, []int) {
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Send) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Send) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+// Ack acknowledges pushes by id.
+type Ack struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ids are Push.id values the client has processed (at most 64 per Ack,
+	// each at most 128 characters).
+	Ids           []string `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Ack) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
 
 // Hello authenticates a socket, and optionally resumes an earlier session.
 type Hello struct {
@@ -425,7 +567,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[1]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +579,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[1]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +592,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{1}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Hello) GetAuth() isHello_Auth {
@@ -531,7 +673,7 @@ type RpcRequest struct {
 
 func (x *RpcRequest) Reset() {
 	*x = RpcRequest{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[2]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +685,7 @@ func (x *RpcRequest) String() string {
 func (*RpcRequest) ProtoMessage() {}
 
 func (x *RpcRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[2]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +698,7 @@ func (x *RpcRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RpcRequest.ProtoReflect.Descriptor instead.
 func (*RpcRequest) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{2}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RpcRequest) GetName() string {
@@ -587,7 +729,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[3]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +741,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[3]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +754,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{3}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Ping) GetClientTimeMs() int64 {
@@ -631,7 +773,7 @@ type Logout struct {
 
 func (x *Logout) Reset() {
 	*x = Logout{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[4]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +785,7 @@ func (x *Logout) String() string {
 func (*Logout) ProtoMessage() {}
 
 func (x *Logout) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[4]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +798,7 @@ func (x *Logout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logout.ProtoReflect.Descriptor instead.
 func (*Logout) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{4}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{6}
 }
 
 // ServerFrame is a frame sent by the server.
@@ -675,6 +817,7 @@ type ServerFrame struct {
 	//	*ServerFrame_Push
 	//	*ServerFrame_Disconnect
 	//	*ServerFrame_Logout
+	//	*ServerFrame_Ephemeral
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -682,7 +825,7 @@ type ServerFrame struct {
 
 func (x *ServerFrame) Reset() {
 	*x = ServerFrame{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[5]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +837,7 @@ func (x *ServerFrame) String() string {
 func (*ServerFrame) ProtoMessage() {}
 
 func (x *ServerFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[5]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +850,7 @@ func (x *ServerFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerFrame.ProtoReflect.Descriptor instead.
 func (*ServerFrame) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{5}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ServerFrame) GetCid() uint32 {
@@ -787,6 +930,15 @@ func (x *ServerFrame) GetLogout() *LogoutResponse {
 	return nil
 }
 
+func (x *ServerFrame) GetEphemeral() *Ephemeral {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Ephemeral); ok {
+			return x.Ephemeral
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -826,6 +978,13 @@ type ServerFrame_Logout struct {
 	Logout *LogoutResponse `protobuf:"bytes,8,opt,name=logout,proto3,oneof"`
 }
 
+type ServerFrame_Ephemeral struct {
+	// ephemeral is a server message that is not numbered, not kept for
+	// resume and lost while the socket is down (room state at 20 Hz,
+	// typing indicators); cid 0. Never replayed.
+	Ephemeral *Ephemeral `protobuf:"bytes,9,opt,name=ephemeral,proto3,oneof"`
+}
+
 func (*ServerFrame_Error) isServerFrame_Body() {}
 
 func (*ServerFrame_Welcome) isServerFrame_Body() {}
@@ -839,6 +998,8 @@ func (*ServerFrame_Push) isServerFrame_Body() {}
 func (*ServerFrame_Disconnect) isServerFrame_Body() {}
 
 func (*ServerFrame_Logout) isServerFrame_Body() {}
+
+func (*ServerFrame_Ephemeral) isServerFrame_Body() {}
 
 // Error is the failed reply to a request.
 type Error struct {
@@ -854,7 +1015,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[6]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1027,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[6]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1040,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{6}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -934,7 +1095,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[7]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1107,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[7]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1120,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{7}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -1057,7 +1218,7 @@ type RpcResponse struct {
 
 func (x *RpcResponse) Reset() {
 	*x = RpcResponse{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[8]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1230,7 @@ func (x *RpcResponse) String() string {
 func (*RpcResponse) ProtoMessage() {}
 
 func (x *RpcResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[8]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1243,7 @@ func (x *RpcResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RpcResponse.ProtoReflect.Descriptor instead.
 func (*RpcResponse) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{8}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RpcResponse) GetPayload() []byte {
@@ -1105,7 +1266,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[9]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1278,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[9]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1291,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{9}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Pong) GetClientTimeMs() int64 {
@@ -1159,14 +1320,18 @@ type Push struct {
 	// payload is the push's content, in a format that depends on kind.
 	Payload []byte `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
 	// sent_at_ms is when the server accepted the push, Unix milliseconds.
-	SentAtMs      int64 `protobuf:"varint,4,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	SentAtMs int64 `protobuf:"varint,4,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	// id is the producer's id for the push, when it has one (an inbox
+	// item's id): the same id may arrive again after a reconnect until the
+	// client sends Ack with it. Empty for pushes that need no ack.
+	Id            string `protobuf:"bytes,5,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Push) Reset() {
 	*x = Push{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[10]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1343,7 @@ func (x *Push) String() string {
 func (*Push) ProtoMessage() {}
 
 func (x *Push) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[10]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1356,7 @@ func (x *Push) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Push.ProtoReflect.Descriptor instead.
 func (*Push) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{10}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Push) GetSeq() uint64 {
@@ -1222,6 +1387,77 @@ func (x *Push) GetSentAtMs() int64 {
 	return 0
 }
 
+func (x *Push) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Ephemeral is a server message without seq, resume or ack.
+type Ephemeral struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind says what the message is, chosen by its producer ("room.state").
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// payload is the message's content, in a format that depends on kind.
+	Payload []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// sent_at_ms is when the server accepted the message, Unix milliseconds.
+	SentAtMs      int64 `protobuf:"varint,3,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ephemeral) Reset() {
+	*x = Ephemeral{}
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ephemeral) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ephemeral) ProtoMessage() {}
+
+func (x *Ephemeral) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ephemeral.ProtoReflect.Descriptor instead.
+func (*Ephemeral) Descriptor() ([]byte, []int) {
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Ephemeral) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Ephemeral) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *Ephemeral) GetSentAtMs() int64 {
+	if x != nil {
+		return x.SentAtMs
+	}
+	return 0
+}
+
 // Disconnect is the last frame before the server closes the socket. The
 // WebSocket close frame that follows carries the reason's close status
 // (4000 + the reason's number, except INVALID_PAYLOAD: 1007) and the same
@@ -1242,7 +1478,7 @@ type Disconnect struct {
 
 func (x *Disconnect) Reset() {
 	*x = Disconnect{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[11]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1490,7 @@ func (x *Disconnect) String() string {
 func (*Disconnect) ProtoMessage() {}
 
 func (x *Disconnect) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[11]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1503,7 @@ func (x *Disconnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disconnect.ProtoReflect.Descriptor instead.
 func (*Disconnect) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{11}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Disconnect) GetReason() CloseReason {
@@ -1300,7 +1536,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[12]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1548,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[12]
+	mi := &file_taisen_realtime_v1_realtime_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,21 +1561,28 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{12}
+	return file_taisen_realtime_v1_realtime_proto_rawDescGZIP(), []int{15}
 }
 
 var File_taisen_realtime_v1_realtime_proto protoreflect.FileDescriptor
 
 const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\n" +
-	"!taisen/realtime/v1/realtime.proto\x12\x12taisen.realtime.v1\x1a\x18taisen/api/v1/auth.proto\"\xf4\x01\n" +
+	"!taisen/realtime/v1/realtime.proto\x12\x12taisen.realtime.v1\x1a\x18taisen/api/v1/auth.proto\"\xd1\x02\n" +
 	"\vClientFrame\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\rR\x03cid\x121\n" +
 	"\x05hello\x18\x02 \x01(\v2\x19.taisen.realtime.v1.HelloH\x00R\x05hello\x122\n" +
 	"\x03rpc\x18\x03 \x01(\v2\x1e.taisen.realtime.v1.RpcRequestH\x00R\x03rpc\x12.\n" +
 	"\x04ping\x18\x04 \x01(\v2\x18.taisen.realtime.v1.PingH\x00R\x04ping\x124\n" +
-	"\x06logout\x18\x05 \x01(\v2\x1a.taisen.realtime.v1.LogoutH\x00R\x06logoutB\x06\n" +
-	"\x04body\"\xdf\x01\n" +
+	"\x06logout\x18\x05 \x01(\v2\x1a.taisen.realtime.v1.LogoutH\x00R\x06logout\x12.\n" +
+	"\x04send\x18\x06 \x01(\v2\x18.taisen.realtime.v1.SendH\x00R\x04send\x12+\n" +
+	"\x03ack\x18\a \x01(\v2\x17.taisen.realtime.v1.AckH\x00R\x03ackB\x06\n" +
+	"\x04body\"4\n" +
+	"\x04Send\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\"\x17\n" +
+	"\x03Ack\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\"\xdf\x01\n" +
 	"\x05Hello\x12\x16\n" +
 	"\x05token\x18\x01 \x01(\tH\x00R\x05token\x12H\n" +
 	"\fauthenticate\x18\x02 \x01(\v2\".taisen.api.v1.AuthenticateRequestH\x00R\fauthenticate\x12*\n" +
@@ -1353,7 +1596,7 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\apayload\x18\x02 \x01(\fR\apayload\",\n" +
 	"\x04Ping\x12$\n" +
 	"\x0eclient_time_ms\x18\x01 \x01(\x03R\fclientTimeMs\"\b\n" +
-	"\x06Logout\"\xa8\x03\n" +
+	"\x06Logout\"\xe7\x03\n" +
 	"\vServerFrame\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\rR\x03cid\x121\n" +
 	"\x05error\x18\x02 \x01(\v2\x19.taisen.realtime.v1.ErrorH\x00R\x05error\x127\n" +
@@ -1364,7 +1607,8 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\n" +
 	"disconnect\x18\a \x01(\v2\x1e.taisen.realtime.v1.DisconnectH\x00R\n" +
 	"disconnect\x12<\n" +
-	"\x06logout\x18\b \x01(\v2\".taisen.realtime.v1.LogoutResponseH\x00R\x06logoutB\x06\n" +
+	"\x06logout\x18\b \x01(\v2\".taisen.realtime.v1.LogoutResponseH\x00R\x06logout\x12=\n" +
+	"\tephemeral\x18\t \x01(\v2\x1d.taisen.realtime.v1.EphemeralH\x00R\tephemeralB\x06\n" +
 	"\x04body\"T\n" +
 	"\x05Error\x121\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1d.taisen.realtime.v1.ErrorCodeR\x04code\x12\x18\n" +
@@ -1388,13 +1632,19 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\apayload\x18\x01 \x01(\fR\apayload\"R\n" +
 	"\x04Pong\x12$\n" +
 	"\x0eclient_time_ms\x18\x01 \x01(\x03R\fclientTimeMs\x12$\n" +
-	"\x0eserver_time_ms\x18\x02 \x01(\x03R\fserverTimeMs\"d\n" +
+	"\x0eserver_time_ms\x18\x02 \x01(\x03R\fserverTimeMs\"t\n" +
 	"\x04Push\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12\x1c\n" +
 	"\n" +
-	"sent_at_ms\x18\x04 \x01(\x03R\bsentAtMs\"}\n" +
+	"sent_at_ms\x18\x04 \x01(\x03R\bsentAtMs\x12\x0e\n" +
+	"\x02id\x18\x05 \x01(\tR\x02id\"W\n" +
+	"\tEphemeral\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1c\n" +
+	"\n" +
+	"sent_at_ms\x18\x03 \x01(\x03R\bsentAtMs\"}\n" +
 	"\n" +
 	"Disconnect\x127\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1f.taisen.realtime.v1.CloseReasonR\x06reason\x12\x18\n" +
@@ -1453,47 +1703,53 @@ func file_taisen_realtime_v1_realtime_proto_rawDescGZIP() []byte {
 }
 
 var file_taisen_realtime_v1_realtime_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_taisen_realtime_v1_realtime_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_taisen_realtime_v1_realtime_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_taisen_realtime_v1_realtime_proto_goTypes = []any{
 	(ErrorCode)(0),                 // 0: taisen.realtime.v1.ErrorCode
 	(CloseReason)(0),               // 1: taisen.realtime.v1.CloseReason
 	(*ClientFrame)(nil),            // 2: taisen.realtime.v1.ClientFrame
-	(*Hello)(nil),                  // 3: taisen.realtime.v1.Hello
-	(*RpcRequest)(nil),             // 4: taisen.realtime.v1.RpcRequest
-	(*Ping)(nil),                   // 5: taisen.realtime.v1.Ping
-	(*Logout)(nil),                 // 6: taisen.realtime.v1.Logout
-	(*ServerFrame)(nil),            // 7: taisen.realtime.v1.ServerFrame
-	(*Error)(nil),                  // 8: taisen.realtime.v1.Error
-	(*Welcome)(nil),                // 9: taisen.realtime.v1.Welcome
-	(*RpcResponse)(nil),            // 10: taisen.realtime.v1.RpcResponse
-	(*Pong)(nil),                   // 11: taisen.realtime.v1.Pong
-	(*Push)(nil),                   // 12: taisen.realtime.v1.Push
-	(*Disconnect)(nil),             // 13: taisen.realtime.v1.Disconnect
-	(*LogoutResponse)(nil),         // 14: taisen.realtime.v1.LogoutResponse
-	(*v1.AuthenticateRequest)(nil), // 15: taisen.api.v1.AuthenticateRequest
-	(*v1.Session)(nil),             // 16: taisen.api.v1.Session
+	(*Send)(nil),                   // 3: taisen.realtime.v1.Send
+	(*Ack)(nil),                    // 4: taisen.realtime.v1.Ack
+	(*Hello)(nil),                  // 5: taisen.realtime.v1.Hello
+	(*RpcRequest)(nil),             // 6: taisen.realtime.v1.RpcRequest
+	(*Ping)(nil),                   // 7: taisen.realtime.v1.Ping
+	(*Logout)(nil),                 // 8: taisen.realtime.v1.Logout
+	(*ServerFrame)(nil),            // 9: taisen.realtime.v1.ServerFrame
+	(*Error)(nil),                  // 10: taisen.realtime.v1.Error
+	(*Welcome)(nil),                // 11: taisen.realtime.v1.Welcome
+	(*RpcResponse)(nil),            // 12: taisen.realtime.v1.RpcResponse
+	(*Pong)(nil),                   // 13: taisen.realtime.v1.Pong
+	(*Push)(nil),                   // 14: taisen.realtime.v1.Push
+	(*Ephemeral)(nil),              // 15: taisen.realtime.v1.Ephemeral
+	(*Disconnect)(nil),             // 16: taisen.realtime.v1.Disconnect
+	(*LogoutResponse)(nil),         // 17: taisen.realtime.v1.LogoutResponse
+	(*v1.AuthenticateRequest)(nil), // 18: taisen.api.v1.AuthenticateRequest
+	(*v1.Session)(nil),             // 19: taisen.api.v1.Session
 }
 var file_taisen_realtime_v1_realtime_proto_depIdxs = []int32{
-	3,  // 0: taisen.realtime.v1.ClientFrame.hello:type_name -> taisen.realtime.v1.Hello
-	4,  // 1: taisen.realtime.v1.ClientFrame.rpc:type_name -> taisen.realtime.v1.RpcRequest
-	5,  // 2: taisen.realtime.v1.ClientFrame.ping:type_name -> taisen.realtime.v1.Ping
-	6,  // 3: taisen.realtime.v1.ClientFrame.logout:type_name -> taisen.realtime.v1.Logout
-	15, // 4: taisen.realtime.v1.Hello.authenticate:type_name -> taisen.api.v1.AuthenticateRequest
-	8,  // 5: taisen.realtime.v1.ServerFrame.error:type_name -> taisen.realtime.v1.Error
-	9,  // 6: taisen.realtime.v1.ServerFrame.welcome:type_name -> taisen.realtime.v1.Welcome
-	10, // 7: taisen.realtime.v1.ServerFrame.rpc:type_name -> taisen.realtime.v1.RpcResponse
-	11, // 8: taisen.realtime.v1.ServerFrame.pong:type_name -> taisen.realtime.v1.Pong
-	12, // 9: taisen.realtime.v1.ServerFrame.push:type_name -> taisen.realtime.v1.Push
-	13, // 10: taisen.realtime.v1.ServerFrame.disconnect:type_name -> taisen.realtime.v1.Disconnect
-	14, // 11: taisen.realtime.v1.ServerFrame.logout:type_name -> taisen.realtime.v1.LogoutResponse
-	0,  // 12: taisen.realtime.v1.Error.code:type_name -> taisen.realtime.v1.ErrorCode
-	16, // 13: taisen.realtime.v1.Welcome.session:type_name -> taisen.api.v1.Session
-	1,  // 14: taisen.realtime.v1.Disconnect.reason:type_name -> taisen.realtime.v1.CloseReason
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	5,  // 0: taisen.realtime.v1.ClientFrame.hello:type_name -> taisen.realtime.v1.Hello
+	6,  // 1: taisen.realtime.v1.ClientFrame.rpc:type_name -> taisen.realtime.v1.RpcRequest
+	7,  // 2: taisen.realtime.v1.ClientFrame.ping:type_name -> taisen.realtime.v1.Ping
+	8,  // 3: taisen.realtime.v1.ClientFrame.logout:type_name -> taisen.realtime.v1.Logout
+	3,  // 4: taisen.realtime.v1.ClientFrame.send:type_name -> taisen.realtime.v1.Send
+	4,  // 5: taisen.realtime.v1.ClientFrame.ack:type_name -> taisen.realtime.v1.Ack
+	18, // 6: taisen.realtime.v1.Hello.authenticate:type_name -> taisen.api.v1.AuthenticateRequest
+	10, // 7: taisen.realtime.v1.ServerFrame.error:type_name -> taisen.realtime.v1.Error
+	11, // 8: taisen.realtime.v1.ServerFrame.welcome:type_name -> taisen.realtime.v1.Welcome
+	12, // 9: taisen.realtime.v1.ServerFrame.rpc:type_name -> taisen.realtime.v1.RpcResponse
+	13, // 10: taisen.realtime.v1.ServerFrame.pong:type_name -> taisen.realtime.v1.Pong
+	14, // 11: taisen.realtime.v1.ServerFrame.push:type_name -> taisen.realtime.v1.Push
+	16, // 12: taisen.realtime.v1.ServerFrame.disconnect:type_name -> taisen.realtime.v1.Disconnect
+	17, // 13: taisen.realtime.v1.ServerFrame.logout:type_name -> taisen.realtime.v1.LogoutResponse
+	15, // 14: taisen.realtime.v1.ServerFrame.ephemeral:type_name -> taisen.realtime.v1.Ephemeral
+	0,  // 15: taisen.realtime.v1.Error.code:type_name -> taisen.realtime.v1.ErrorCode
+	19, // 16: taisen.realtime.v1.Welcome.session:type_name -> taisen.api.v1.Session
+	1,  // 17: taisen.realtime.v1.Disconnect.reason:type_name -> taisen.realtime.v1.CloseReason
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_taisen_realtime_v1_realtime_proto_init() }
@@ -1506,12 +1762,14 @@ func file_taisen_realtime_v1_realtime_proto_init() {
 		(*ClientFrame_Rpc)(nil),
 		(*ClientFrame_Ping)(nil),
 		(*ClientFrame_Logout)(nil),
+		(*ClientFrame_Send)(nil),
+		(*ClientFrame_Ack)(nil),
 	}
-	file_taisen_realtime_v1_realtime_proto_msgTypes[1].OneofWrappers = []any{
+	file_taisen_realtime_v1_realtime_proto_msgTypes[3].OneofWrappers = []any{
 		(*Hello_Token)(nil),
 		(*Hello_Authenticate)(nil),
 	}
-	file_taisen_realtime_v1_realtime_proto_msgTypes[5].OneofWrappers = []any{
+	file_taisen_realtime_v1_realtime_proto_msgTypes[7].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
 		(*ServerFrame_Welcome)(nil),
 		(*ServerFrame_Rpc)(nil),
@@ -1519,6 +1777,7 @@ func file_taisen_realtime_v1_realtime_proto_init() {
 		(*ServerFrame_Push)(nil),
 		(*ServerFrame_Disconnect)(nil),
 		(*ServerFrame_Logout)(nil),
+		(*ServerFrame_Ephemeral)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1526,7 +1785,7 @@ func file_taisen_realtime_v1_realtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taisen_realtime_v1_realtime_proto_rawDesc), len(file_taisen_realtime_v1_realtime_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taisen/cluster/v1/node.proto.
  */
 export const file_taisen_cluster_v1_node: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YWlzZW4vY2x1c3Rlci92MS9ub2RlLnByb3RvEhF0YWlzZW4uY2x1c3Rlci52MSJGCg1TZXNzaW9uUmVjb3JkEhIKCnNlc3Npb25faWQYASABKAkSDwoHbm9kZV9pZBgCIAEoCRIQCghzaW5jZV9tcxgDIAEoAyKfAQoLTm9kZVJlcXVlc3QSJwoEa2ljaxgBIAEoCzIXLnRhaXNlbi5jbHVzdGVyLnYxLktpY2tIABIwCgl0YWtlX292ZXIYAiABKAsyGy50YWlzZW4uY2x1c3Rlci52MS5UYWtlT3ZlckgAEi0KB2RlbGl2ZXIYAyABKAsyGi50YWlzZW4uY2x1c3Rlci52MS5EZWxpdmVySABCBgoEYm9keSK7AQoJTm9kZVJlcGx5EiwKBGtpY2sYASABKAsyHC50YWlzZW4uY2x1c3Rlci52MS5LaWNrUmVwbHlIABI1Cgl0YWtlX292ZXIYAiABKAsyIC50YWlzZW4uY2x1c3Rlci52MS5UYWtlT3ZlclJlcGx5SAASMgoHZGVsaXZlchgDIAEoCzIfLnRhaXNlbi5jbHVzdGVyLnYxLkRlbGl2ZXJSZXBseUgAEg0KBWVycm9yGAQgASgJQgYKBGJvZHkibQoES2ljaxIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSLwoGcmVhc29uGAMgASgOMh8udGFpc2VuLnJlYWx0aW1lLnYxLkNsb3NlUmVhc29uEg8KB21lc3NhZ2UYBCABKAkiGgoJS2lja1JlcGx5Eg0KBWZvdW5kGAEgASgIIlYKCFRha2VPdmVyEg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBITCgtuZXdfbm9kZV9pZBgEIAEoCSJ+Cg1UYWtlT3ZlclJlcGx5Eg0KBWZvdW5kGAEgASgIEhAKCGNvbXBsZXRlGAIgASgIEigKBnB1c2hlcxgDIAMoCzIYLnRhaXNlbi5yZWFsdGltZS52MS5QdXNoEhAKCGxhc3Rfc2VxGAQgASgEEhAKCHNpbmNlX21zGAUgASgDIk0KB0RlbGl2ZXISDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEg8KB3BheWxvYWQYAyABKAwSEgoKc2Vzc2lvbl9pZBgEIAEoCSIuCgxEZWxpdmVyUmVwbHkSEQoJZGVsaXZlcmVkGAEgASgIEgsKA3NlcRgCIAEoBELJAQoVY29tLnRhaXNlbi5jbHVzdGVyLnYxQglOb2RlUHJvdG9QAVo/Z2l0aHViLmNvbS90YWlzZW4tZGV2L3RhaXNlbi9nZW4vZ28vdGFpc2VuL2NsdXN0ZXIvdjE7Y2x1c3RlcnYxogIDVENYqgIRVGFpc2VuLkNsdXN0ZXIuVjHKAhFUYWlzZW5cQ2x1c3RlclxWMeICHVRhaXNlblxDbHVzdGVyXFYxXEdQQk1ldGFkYXRh6gITVGFpc2VuOjpDbHVzdGVyOjpWMWIGcHJvdG8z", [file_taisen_realtime_v1_realtime]);
+  fileDesc("Chx0YWlzZW4vY2x1c3Rlci92MS9ub2RlLnByb3RvEhF0YWlzZW4uY2x1c3Rlci52MSJGCg1TZXNzaW9uUmVjb3JkEhIKCnNlc3Npb25faWQYASABKAkSDwoHbm9kZV9pZBgCIAEoCRIQCghzaW5jZV9tcxgDIAEoAyLSAQoLTm9kZVJlcXVlc3QSJwoEa2ljaxgBIAEoCzIXLnRhaXNlbi5jbHVzdGVyLnYxLktpY2tIABIwCgl0YWtlX292ZXIYAiABKAsyGy50YWlzZW4uY2x1c3Rlci52MS5UYWtlT3ZlckgAEi0KB2RlbGl2ZXIYAyABKAsyGi50YWlzZW4uY2x1c3Rlci52MS5EZWxpdmVySAASMQoJbXVsdGljYXN0GAQgASgLMhwudGFpc2VuLmNsdXN0ZXIudjEuTXVsdGljYXN0SABCBgoEYm9keSK7AQoJTm9kZVJlcGx5EiwKBGtpY2sYASABKAsyHC50YWlzZW4uY2x1c3Rlci52MS5LaWNrUmVwbHlIABI1Cgl0YWtlX292ZXIYAiABKAsyIC50YWlzZW4uY2x1c3Rlci52MS5UYWtlT3ZlclJlcGx5SAASMgoHZGVsaXZlchgDIAEoCzIfLnRhaXNlbi5jbHVzdGVyLnYxLkRlbGl2ZXJSZXBseUgAEg0KBWVycm9yGAQgASgJQgYKBGJvZHkibQoES2ljaxIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSLwoGcmVhc29uGAMgASgOMh8udGFpc2VuLnJlYWx0aW1lLnYxLkNsb3NlUmVhc29uEg8KB21lc3NhZ2UYBCABKAkiGgoJS2lja1JlcGx5Eg0KBWZvdW5kGAEgASgIIlYKCFRha2VPdmVyEg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIQCghsYXN0X3NlcRgDIAEoBBITCgtuZXdfbm9kZV9pZBgEIAEoCSJ+Cg1UYWtlT3ZlclJlcGx5Eg0KBWZvdW5kGAEgASgIEhAKCGNvbXBsZXRlGAIgASgIEigKBnB1c2hlcxgDIAMoCzIYLnRhaXNlbi5yZWFsdGltZS52MS5QdXNoEhAKCGxhc3Rfc2VxGAQgASgEEhAKCHNpbmNlX21zGAUgASgDImwKB0RlbGl2ZXISDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEg8KB3BheWxvYWQYAyABKAwSEgoKc2Vzc2lvbl9pZBgEIAEoCRIRCgllcGhlbWVyYWwYBSABKAgSCgoCaWQYBiABKAkiPwoJTXVsdGljYXN0EhMKC3Nlc3Npb25faWRzGAEgAygJEgwKBGtpbmQYAiABKAkSDwoHcGF5bG9hZBgDIAEoDCIuCgxEZWxpdmVyUmVwbHkSEQoJZGVsaXZlcmVkGAEgASgIEgsKA3NlcRgCIAEoBELJAQoVY29tLnRhaXNlbi5jbHVzdGVyLnYxQglOb2RlUHJvdG9QAVo/Z2l0aHViLmNvbS90YWlzZW4tZGV2L3RhaXNlbi9nZW4vZ28vdGFpc2VuL2NsdXN0ZXIvdjE7Y2x1c3RlcnYxogIDVENYqgIRVGFpc2VuLkNsdXN0ZXIuVjHKAhFUYWlzZW5cQ2x1c3RlclxWMeICHVRhaXNlblxDbHVzdGVyXFYxXEdQQk1ldGFkYXRh6gITVGFpc2VuOjpDbHVzdGVyOjpWMWIGcHJvdG8z", [file_taisen_realtime_v1_realtime]);
 
 /**
  * SessionRecord is the value under a user's id in the "sessions" bucket: the
@@ -81,6 +81,12 @@ export type NodeRequest = Message<"taisen.cluster.v1.NodeRequest"> & {
      */
     value: Deliver;
     case: "deliver";
+  } | {
+    /**
+     * @generated from field: taisen.cluster.v1.Multicast multicast = 4;
+     */
+    value: Multicast;
+    case: "multicast";
   } | { case: undefined; value?: undefined };
 };
 
@@ -300,6 +306,21 @@ export type Deliver = Message<"taisen.cluster.v1.Deliver"> & {
    * @generated from field: string session_id = 4;
    */
   sessionId: string;
+
+  /**
+   * ephemeral sends an Ephemeral message (no seq, not kept for resume,
+   * only to an attached socket) instead of a Push.
+   *
+   * @generated from field: bool ephemeral = 5;
+   */
+  ephemeral: boolean;
+
+  /**
+   * id is the producer's id of the push (Push.id); empty for none.
+   *
+   * @generated from field: string id = 6;
+   */
+  id: string;
 };
 
 /**
@@ -308,6 +329,37 @@ export type Deliver = Message<"taisen.cluster.v1.Deliver"> & {
  */
 export const DeliverSchema: GenMessage<Deliver> = /*@__PURE__*/
   messageDesc(file_taisen_cluster_v1_node, 7);
+
+/**
+ * Multicast sends one Ephemeral message to several sessions of the node it
+ * is addressed to; the node encodes the frame once per wire format. It is
+ * published without a reply.
+ *
+ * @generated from message taisen.cluster.v1.Multicast
+ */
+export type Multicast = Message<"taisen.cluster.v1.Multicast"> & {
+  /**
+   * @generated from field: repeated string session_ids = 1;
+   */
+  sessionIds: string[];
+
+  /**
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: bytes payload = 3;
+   */
+  payload: Uint8Array;
+};
+
+/**
+ * Describes the message taisen.cluster.v1.Multicast.
+ * Use `create(MulticastSchema)` to create a new message.
+ */
+export const MulticastSchema: GenMessage<Multicast> = /*@__PURE__*/
+  messageDesc(file_taisen_cluster_v1_node, 8);
 
 /**
  * @generated from message taisen.cluster.v1.DeliverReply
@@ -329,5 +381,5 @@ export type DeliverReply = Message<"taisen.cluster.v1.DeliverReply"> & {
  * Use `create(DeliverReplySchema)` to create a new message.
  */
 export const DeliverReplySchema: GenMessage<DeliverReply> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 8);
+  messageDesc(file_taisen_cluster_v1_node, 9);
 

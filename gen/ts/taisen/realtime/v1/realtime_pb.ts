@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taisen/realtime/v1/realtime.proto.
  */
 export const file_taisen_realtime_v1_realtime: GenFile = /*@__PURE__*/
-  fileDesc("CiF0YWlzZW4vcmVhbHRpbWUvdjEvcmVhbHRpbWUucHJvdG8SEnRhaXNlbi5yZWFsdGltZS52MSLVAQoLQ2xpZW50RnJhbWUSCwoDY2lkGAEgASgNEioKBWhlbGxvGAIgASgLMhkudGFpc2VuLnJlYWx0aW1lLnYxLkhlbGxvSAASLQoDcnBjGAMgASgLMh4udGFpc2VuLnJlYWx0aW1lLnYxLlJwY1JlcXVlc3RIABIoCgRwaW5nGAQgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlBpbmdIABIsCgZsb2dvdXQYBSABKAsyGi50YWlzZW4ucmVhbHRpbWUudjEuTG9nb3V0SABCBgoEYm9keSKhAQoFSGVsbG8SDwoFdG9rZW4YASABKAlIABI6CgxhdXRoZW50aWNhdGUYAiABKAsyIi50YWlzZW4uYXBpLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3RIABIZChFyZXN1bWVfc2Vzc2lvbl9pZBgDIAEoCRIQCghsYXN0X3NlcRgEIAEoBBIWCg5jbGllbnRfdmVyc2lvbhgFIAEoCUIGCgRhdXRoIisKClJwY1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMIh4KBFBpbmcSFgoOY2xpZW50X3RpbWVfbXMYASABKAMiCAoGTG9nb3V0Iu4CCgtTZXJ2ZXJGcmFtZRILCgNjaWQYASABKA0SKgoFZXJyb3IYAiABKAsyGS50YWlzZW4ucmVhbHRpbWUudjEuRXJyb3JIABIuCgd3ZWxjb21lGAMgASgLMhsudGFpc2VuLnJlYWx0aW1lLnYxLldlbGNvbWVIABIuCgNycGMYBCABKAsyHy50YWlzZW4ucmVhbHRpbWUudjEuUnBjUmVzcG9uc2VIABIoCgRwb25nGAUgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlBvbmdIABIoCgRwdXNoGAYgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlB1c2hIABI0CgpkaXNjb25uZWN0GAcgASgLMh4udGFpc2VuLnJlYWx0aW1lLnYxLkRpc2Nvbm5lY3RIABI0CgZsb2dvdXQYCCABKAsyIi50YWlzZW4ucmVhbHRpbWUudjEuTG9nb3V0UmVzcG9uc2VIAEIGCgRib2R5IkUKBUVycm9yEisKBGNvZGUYASABKA4yHS50YWlzZW4ucmVhbHRpbWUudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkinQIKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg8KB3Jlc3VtZWQYAyABKAgSEAoIcmVwbGF5ZWQYBCABKA0SHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAUgASgNEhcKD2lkbGVfdGltZW91dF9tcxgGIAEoDRIXCg9yZXN1bWVfZ3JhY2VfbXMYByABKA0SJwoHc2Vzc2lvbhgIIAEoCzIWLnRhaXNlbi5hcGkudjEuU2Vzc2lvbhIPCgdjcmVhdGVkGAkgASgIEg8KB25vZGVfaWQYCiABKAkSFQoNbWF4X2luX2ZsaWdodBgLIAEoDRIXCg9tYXhfZnJhbWVfYnl0ZXMYDCABKA0iHgoLUnBjUmVzcG9uc2USDwoHcGF5bG9hZBgBIAEoDCI2CgRQb25nEhYKDmNsaWVudF90aW1lX21zGAEgASgDEhYKDnNlcnZlcl90aW1lX21zGAIgASgDIkYKBFB1c2gSCwoDc2VxGAEgASgEEgwKBGtpbmQYAiABKAkSDwoHcGF5bG9hZBgDIAEoDBISCgpzZW50X2F0X21zGAQgASgDImEKCkRpc2Nvbm5lY3QSLwoGcmVhc29uGAEgASgOMh8udGFpc2VuLnJlYWx0aW1lLnYxLkNsb3NlUmVhc29uEg8KB21lc3NhZ2UYAiABKAkSEQoJcmVjb25uZWN0GAMgASgIIhAKDkxvZ291dFJlc3BvbnNlKrkECglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQARIaChZFUlJPUl9DT0RFX0JBRF9SRVFVRVNUEAISHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQAxIiCh5FUlJPUl9DT0RFX0lOVkFMSURfQ1JFREVOVElBTFMQBBIcChhFUlJPUl9DT0RFX1RPS0VOX0VYUElSRUQQBRIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAGEh0KGUVSUk9SX0NPREVfQUxSRUFEWV9FWElTVFMQBxIbChdFUlJPUl9DT0RFX1JBVEVfTElNSVRFRBAIEiEKHUVSUk9SX0NPREVfVE9PX01BTllfSU5fRkxJR0hUEAkSGgoWRVJST1JfQ09ERV9VTktOT1dOX1JQQxAKEiAKHEVSUk9SX0NPREVfUEVSTUlTU0lPTl9ERU5JRUQQCxIaChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEAwSJAogRVJST1JfQ09ERV9BTFJFQURZX0FVVEhFTlRJQ0FURUQQDRIWChJFUlJPUl9DT0RFX0JBRF9DSUQQDhIWChJFUlJPUl9DT0RFX1RJTUVPVVQQDxIXChNFUlJPUl9DT0RFX0NPTkZMSUNUEBASIgoeRVJST1JfQ09ERV9GQUlMRURfUFJFQ09ORElUSU9OEBESEwoPRVJST1JfQ09ERV9CVVNZEBIqrQMKC0Nsb3NlUmVhc29uEhwKGENMT1NFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhcKE0NMT1NFX1JFQVNPTl9OT1JNQUwQARIZChVDTE9TRV9SRUFTT05fUkVQTEFDRUQQAhIVChFDTE9TRV9SRUFTT05fU0xPVxADEhkKFUNMT1NFX1JFQVNPTl9EUkFJTklORxAEEh0KGUNMT1NFX1JFQVNPTl9JRExFX1RJTUVPVVQQBRIdChlDTE9TRV9SRUFTT05fQVVUSF9USU1FT1VUEAYSHwobQ0xPU0VfUkVBU09OX1BST1RPQ09MX0VSUk9SEAcSIAocQ0xPU0VfUkVBU09OX0ZSQU1FX1RPT19MQVJHRRAIEiEKHUNMT1NFX1JFQVNPTl9QT0xJQ1lfVklPTEFUSU9OEAkSHAoYQ0xPU0VfUkVBU09OX0FVVEhfRkFJTEVEEAoSFwoTQ0xPU0VfUkVBU09OX0tJQ0tFRBALEh0KGUNMT1NFX1JFQVNPTl9TRVJWRVJfRVJST1IQDBIgChxDTE9TRV9SRUFTT05fSU5WQUxJRF9QQVlMT0FEEA1C1AEKFmNvbS50YWlzZW4ucmVhbHRpbWUudjFCDVJlYWx0aW1lUHJvdG9QAVpBZ2l0aHViLmNvbS90YWlzZW4tZGV2L3RhaXNlbi9nZW4vZ28vdGFpc2VuL3JlYWx0aW1lL3YxO3JlYWx0aW1ldjGiAgNUUliqAhJUYWlzZW4uUmVhbHRpbWUuVjHKAhJUYWlzZW5cUmVhbHRpbWVcVjHiAh5UYWlzZW5cUmVhbHRpbWVcVjFcR1BCTWV0YWRhdGHqAhRUYWlzZW46OlJlYWx0aW1lOjpWMWIGcHJvdG8z", [file_taisen_api_v1_auth]);
+  fileDesc("CiF0YWlzZW4vcmVhbHRpbWUvdjEvcmVhbHRpbWUucHJvdG8SEnRhaXNlbi5yZWFsdGltZS52MSKnAgoLQ2xpZW50RnJhbWUSCwoDY2lkGAEgASgNEioKBWhlbGxvGAIgASgLMhkudGFpc2VuLnJlYWx0aW1lLnYxLkhlbGxvSAASLQoDcnBjGAMgASgLMh4udGFpc2VuLnJlYWx0aW1lLnYxLlJwY1JlcXVlc3RIABIoCgRwaW5nGAQgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlBpbmdIABIsCgZsb2dvdXQYBSABKAsyGi50YWlzZW4ucmVhbHRpbWUudjEuTG9nb3V0SAASKAoEc2VuZBgGIAEoCzIYLnRhaXNlbi5yZWFsdGltZS52MS5TZW5kSAASJgoDYWNrGAcgASgLMhcudGFpc2VuLnJlYWx0aW1lLnYxLkFja0gAQgYKBGJvZHkiJQoEU2VuZBIMCgRuYW1lGAEgASgJEg8KB3BheWxvYWQYAiABKAwiEgoDQWNrEgsKA2lkcxgBIAMoCSKhAQoFSGVsbG8SDwoFdG9rZW4YASABKAlIABI6CgxhdXRoZW50aWNhdGUYAiABKAsyIi50YWlzZW4uYXBpLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3RIABIZChFyZXN1bWVfc2Vzc2lvbl9pZBgDIAEoCRIQCghsYXN0X3NlcRgEIAEoBBIWCg5jbGllbnRfdmVyc2lvbhgFIAEoCUIGCgRhdXRoIisKClJwY1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMIh4KBFBpbmcSFgoOY2xpZW50X3RpbWVfbXMYASABKAMiCAoGTG9nb3V0IqIDCgtTZXJ2ZXJGcmFtZRILCgNjaWQYASABKA0SKgoFZXJyb3IYAiABKAsyGS50YWlzZW4ucmVhbHRpbWUudjEuRXJyb3JIABIuCgd3ZWxjb21lGAMgASgLMhsudGFpc2VuLnJlYWx0aW1lLnYxLldlbGNvbWVIABIuCgNycGMYBCABKAsyHy50YWlzZW4ucmVhbHRpbWUudjEuUnBjUmVzcG9uc2VIABIoCgRwb25nGAUgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlBvbmdIABIoCgRwdXNoGAYgASgLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlB1c2hIABI0CgpkaXNjb25uZWN0GAcgASgLMh4udGFpc2VuLnJlYWx0aW1lLnYxLkRpc2Nvbm5lY3RIABI0CgZsb2dvdXQYCCABKAsyIi50YWlzZW4ucmVhbHRpbWUudjEuTG9nb3V0UmVzcG9uc2VIABIyCgllcGhlbWVyYWwYCSABKAsyHS50YWlzZW4ucmVhbHRpbWUudjEuRXBoZW1lcmFsSABCBgoEYm9keSJFCgVFcnJvchIrCgRjb2RlGAEgASgOMh0udGFpc2VuLnJlYWx0aW1lLnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJIp0CCgdXZWxjb21lEhIKCnNlc3Npb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIPCgdyZXN1bWVkGAMgASgIEhAKCHJlcGxheWVkGAQgASgNEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoDRIXCg9pZGxlX3RpbWVvdXRfbXMYBiABKA0SFwoPcmVzdW1lX2dyYWNlX21zGAcgASgNEicKB3Nlc3Npb24YCCABKAsyFi50YWlzZW4uYXBpLnYxLlNlc3Npb24SDwoHY3JlYXRlZBgJIAEoCBIPCgdub2RlX2lkGAogASgJEhUKDW1heF9pbl9mbGlnaHQYCyABKA0SFwoPbWF4X2ZyYW1lX2J5dGVzGAwgASgNIh4KC1JwY1Jlc3BvbnNlEg8KB3BheWxvYWQYASABKAwiNgoEUG9uZxIWCg5jbGllbnRfdGltZV9tcxgBIAEoAxIWCg5zZXJ2ZXJfdGltZV9tcxgCIAEoAyJSCgRQdXNoEgsKA3NlcRgBIAEoBBIMCgRraW5kGAIgASgJEg8KB3BheWxvYWQYAyABKAwSEgoKc2VudF9hdF9tcxgEIAEoAxIKCgJpZBgFIAEoCSI+CglFcGhlbWVyYWwSDAoEa2luZBgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhIKCnNlbnRfYXRfbXMYAyABKAMiYQoKRGlzY29ubmVjdBIvCgZyZWFzb24YASABKA4yHy50YWlzZW4ucmVhbHRpbWUudjEuQ2xvc2VSZWFzb24SDwoHbWVzc2FnZRgCIAEoCRIRCglyZWNvbm5lY3QYAyABKAgiEAoOTG9nb3V0UmVzcG9uc2UquQQKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASFwoTRVJST1JfQ09ERV9JTlRFUk5BTBABEhoKFkVSUk9SX0NPREVfQkFEX1JFUVVFU1QQAhIeChpFUlJPUl9DT0RFX1VOQVVUSEVOVElDQVRFRBADEiIKHkVSUk9SX0NPREVfSU5WQUxJRF9DUkVERU5USUFMUxAEEhwKGEVSUk9SX0NPREVfVE9LRU5fRVhQSVJFRBAFEhgKFEVSUk9SX0NPREVfTk9UX0ZPVU5EEAYSHQoZRVJST1JfQ09ERV9BTFJFQURZX0VYSVNUUxAHEhsKF0VSUk9SX0NPREVfUkFURV9MSU1JVEVEEAgSIQodRVJST1JfQ09ERV9UT09fTUFOWV9JTl9GTElHSFQQCRIaChZFUlJPUl9DT0RFX1VOS05PV05fUlBDEAoSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBALEhoKFkVSUk9SX0NPREVfVU5BVkFJTEFCTEUQDBIkCiBFUlJPUl9DT0RFX0FMUkVBRFlfQVVUSEVOVElDQVRFRBANEhYKEkVSUk9SX0NPREVfQkFEX0NJRBAOEhYKEkVSUk9SX0NPREVfVElNRU9VVBAPEhcKE0VSUk9SX0NPREVfQ09ORkxJQ1QQEBIiCh5FUlJPUl9DT0RFX0ZBSUxFRF9QUkVDT05ESVRJT04QERITCg9FUlJPUl9DT0RFX0JVU1kQEiqtAwoLQ2xvc2VSZWFzb24SHAoYQ0xPU0VfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTQ0xPU0VfUkVBU09OX05PUk1BTBABEhkKFUNMT1NFX1JFQVNPTl9SRVBMQUNFRBACEhUKEUNMT1NFX1JFQVNPTl9TTE9XEAMSGQoVQ0xPU0VfUkVBU09OX0RSQUlOSU5HEAQSHQoZQ0xPU0VfUkVBU09OX0lETEVfVElNRU9VVBAFEh0KGUNMT1NFX1JFQVNPTl9BVVRIX1RJTUVPVVQQBhIfChtDTE9TRV9SRUFTT05fUFJPVE9DT0xfRVJST1IQBxIgChxDTE9TRV9SRUFTT05fRlJBTUVfVE9PX0xBUkdFEAgSIQodQ0xPU0VfUkVBU09OX1BPTElDWV9WSU9MQVRJT04QCRIcChhDTE9TRV9SRUFTT05fQVVUSF9GQUlMRUQQChIXChNDTE9TRV9SRUFTT05fS0lDS0VEEAsSHQoZQ0xPU0VfUkVBU09OX1NFUlZFUl9FUlJPUhAMEiAKHENMT1NFX1JFQVNPTl9JTlZBTElEX1BBWUxPQUQQDULUAQoWY29tLnRhaXNlbi5yZWFsdGltZS52MUINUmVhbHRpbWVQcm90b1ABWkFnaXRodWIuY29tL3RhaXNlbi1kZXYvdGFpc2VuL2dlbi9nby90YWlzZW4vcmVhbHRpbWUvdjE7cmVhbHRpbWV2MaICA1RSWKoCElRhaXNlbi5SZWFsdGltZS5WMcoCElRhaXNlblxSZWFsdGltZVxWMeICHlRhaXNlblxSZWFsdGltZVxWMVxHUEJNZXRhZGF0YeoCFFRhaXNlbjo6UmVhbHRpbWU6OlYxYgZwcm90bzM", [file_taisen_api_v1_auth]);
 
 /**
  * ClientFrame is a frame sent by the client.
@@ -76,6 +76,26 @@ export type ClientFrame = Message<"taisen.realtime.v1.ClientFrame"> & {
      */
     value: Logout;
     case: "logout";
+  } | {
+    /**
+     * send is a fire-and-forget message (a room input, a position update):
+     * no cid, no reply, never in flight, handled in the order sent. It has
+     * its own rate budget (--send-rate); messages over it are dropped and
+     * count as violations. Only after Welcome.
+     *
+     * @generated from field: taisen.realtime.v1.Send send = 6;
+     */
+    value: Send;
+    case: "send";
+  } | {
+    /**
+     * ack acknowledges pushes that carry an id (inbox items): the producer
+     * stops redelivering them. No cid, no reply. Only after Welcome.
+     *
+     * @generated from field: taisen.realtime.v1.Ack ack = 7;
+     */
+    value: Ack;
+    case: "ack";
   } | { case: undefined; value?: undefined };
 };
 
@@ -85,6 +105,58 @@ export type ClientFrame = Message<"taisen.realtime.v1.ClientFrame"> & {
  */
 export const ClientFrameSchema: GenMessage<ClientFrame> = /*@__PURE__*/
   messageDesc(file_taisen_realtime_v1_realtime, 0);
+
+/**
+ * Send is a fire-and-forget message to a named handler.
+ *
+ * @generated from message taisen.realtime.v1.Send
+ */
+export type Send = Message<"taisen.realtime.v1.Send"> & {
+  /**
+   * name is the handler: 1-128 characters of [a-zA-Z0-9_.-] starting with
+   * a letter. Messages to an unknown name are dropped and count as a
+   * violation.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * payload is the message's content, in a format the handler defines.
+   *
+   * @generated from field: bytes payload = 2;
+   */
+  payload: Uint8Array;
+};
+
+/**
+ * Describes the message taisen.realtime.v1.Send.
+ * Use `create(SendSchema)` to create a new message.
+ */
+export const SendSchema: GenMessage<Send> = /*@__PURE__*/
+  messageDesc(file_taisen_realtime_v1_realtime, 1);
+
+/**
+ * Ack acknowledges pushes by id.
+ *
+ * @generated from message taisen.realtime.v1.Ack
+ */
+export type Ack = Message<"taisen.realtime.v1.Ack"> & {
+  /**
+   * ids are Push.id values the client has processed (at most 64 per Ack,
+   * each at most 128 characters).
+   *
+   * @generated from field: repeated string ids = 1;
+   */
+  ids: string[];
+};
+
+/**
+ * Describes the message taisen.realtime.v1.Ack.
+ * Use `create(AckSchema)` to create a new message.
+ */
+export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
+  messageDesc(file_taisen_realtime_v1_realtime, 2);
 
 /**
  * Hello authenticates a socket, and optionally resumes an earlier session.
@@ -141,7 +213,7 @@ export type Hello = Message<"taisen.realtime.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 1);
+  messageDesc(file_taisen_realtime_v1_realtime, 3);
 
 /**
  * RpcRequest calls a named socket operation.
@@ -170,7 +242,7 @@ export type RpcRequest = Message<"taisen.realtime.v1.RpcRequest"> & {
  * Use `create(RpcRequestSchema)` to create a new message.
  */
 export const RpcRequestSchema: GenMessage<RpcRequest> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 2);
+  messageDesc(file_taisen_realtime_v1_realtime, 4);
 
 /**
  * Ping is an application heartbeat; the server answers with Pong. Any
@@ -194,7 +266,7 @@ export type Ping = Message<"taisen.realtime.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 3);
+  messageDesc(file_taisen_realtime_v1_realtime, 5);
 
 /**
  * Logout ends the session for good: no resume, no grace.
@@ -209,7 +281,7 @@ export type Logout = Message<"taisen.realtime.v1.Logout"> & {
  * Use `create(LogoutSchema)` to create a new message.
  */
 export const LogoutSchema: GenMessage<Logout> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 4);
+  messageDesc(file_taisen_realtime_v1_realtime, 6);
 
 /**
  * ServerFrame is a frame sent by the server.
@@ -285,6 +357,16 @@ export type ServerFrame = Message<"taisen.realtime.v1.ServerFrame"> & {
      */
     value: LogoutResponse;
     case: "logout";
+  } | {
+    /**
+     * ephemeral is a server message that is not numbered, not kept for
+     * resume and lost while the socket is down (room state at 20 Hz,
+     * typing indicators); cid 0. Never replayed.
+     *
+     * @generated from field: taisen.realtime.v1.Ephemeral ephemeral = 9;
+     */
+    value: Ephemeral;
+    case: "ephemeral";
   } | { case: undefined; value?: undefined };
 };
 
@@ -293,7 +375,7 @@ export type ServerFrame = Message<"taisen.realtime.v1.ServerFrame"> & {
  * Use `create(ServerFrameSchema)` to create a new message.
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 5);
+  messageDesc(file_taisen_realtime_v1_realtime, 7);
 
 /**
  * Error is the failed reply to a request.
@@ -322,7 +404,7 @@ export type Error = Message<"taisen.realtime.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 6);
+  messageDesc(file_taisen_realtime_v1_realtime, 8);
 
 /**
  * Welcome is the successful reply to Hello; it is also sent unsolicited
@@ -425,7 +507,7 @@ export type Welcome = Message<"taisen.realtime.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 7);
+  messageDesc(file_taisen_realtime_v1_realtime, 9);
 
 /**
  * RpcResponse is the successful reply to RpcRequest.
@@ -446,7 +528,7 @@ export type RpcResponse = Message<"taisen.realtime.v1.RpcResponse"> & {
  * Use `create(RpcResponseSchema)` to create a new message.
  */
 export const RpcResponseSchema: GenMessage<RpcResponse> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 8);
+  messageDesc(file_taisen_realtime_v1_realtime, 10);
 
 /**
  * Pong is the reply to Ping.
@@ -474,7 +556,7 @@ export type Pong = Message<"taisen.realtime.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 9);
+  messageDesc(file_taisen_realtime_v1_realtime, 11);
 
 /**
  * Push is a server-initiated message. seq starts at 1 on each session and
@@ -511,6 +593,15 @@ export type Push = Message<"taisen.realtime.v1.Push"> & {
    * @generated from field: int64 sent_at_ms = 4;
    */
   sentAtMs: bigint;
+
+  /**
+   * id is the producer's id for the push, when it has one (an inbox
+   * item's id): the same id may arrive again after a reconnect until the
+   * client sends Ack with it. Empty for pushes that need no ack.
+   *
+   * @generated from field: string id = 5;
+   */
+  id: string;
 };
 
 /**
@@ -518,7 +609,42 @@ export type Push = Message<"taisen.realtime.v1.Push"> & {
  * Use `create(PushSchema)` to create a new message.
  */
 export const PushSchema: GenMessage<Push> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 10);
+  messageDesc(file_taisen_realtime_v1_realtime, 12);
+
+/**
+ * Ephemeral is a server message without seq, resume or ack.
+ *
+ * @generated from message taisen.realtime.v1.Ephemeral
+ */
+export type Ephemeral = Message<"taisen.realtime.v1.Ephemeral"> & {
+  /**
+   * kind says what the message is, chosen by its producer ("room.state").
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * payload is the message's content, in a format that depends on kind.
+   *
+   * @generated from field: bytes payload = 2;
+   */
+  payload: Uint8Array;
+
+  /**
+   * sent_at_ms is when the server accepted the message, Unix milliseconds.
+   *
+   * @generated from field: int64 sent_at_ms = 3;
+   */
+  sentAtMs: bigint;
+};
+
+/**
+ * Describes the message taisen.realtime.v1.Ephemeral.
+ * Use `create(EphemeralSchema)` to create a new message.
+ */
+export const EphemeralSchema: GenMessage<Ephemeral> = /*@__PURE__*/
+  messageDesc(file_taisen_realtime_v1_realtime, 13);
 
 /**
  * Disconnect is the last frame before the server closes the socket. The
@@ -558,7 +684,7 @@ export type Disconnect = Message<"taisen.realtime.v1.Disconnect"> & {
  * Use `create(DisconnectSchema)` to create a new message.
  */
 export const DisconnectSchema: GenMessage<Disconnect> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 11);
+  messageDesc(file_taisen_realtime_v1_realtime, 14);
 
 /**
  * LogoutResponse is the successful reply to Logout.
@@ -573,7 +699,7 @@ export type LogoutResponse = Message<"taisen.realtime.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_taisen_realtime_v1_realtime, 12);
+  messageDesc(file_taisen_realtime_v1_realtime, 15);
 
 /**
  * ErrorCode is the stable, append-only table of request errors. Codes are
