@@ -9,6 +9,7 @@ import (
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/apierr"
+	"github.com/taisen-dev/taisen/internal/wire"
 )
 
 // dispatch applies the session state machine and the limits to a frame.
@@ -113,7 +114,7 @@ func (c *conn) onSend(state connState, m *realtimev1.Send) bool {
 		return c.violation()
 	}
 	c.g.metrics.sends.WithLabelValues("handled").Inc()
-	fn(c.g.baseCtx, Call{UserID: sess.userID, Username: sess.username, SessionID: sess.id, Payload: m.Payload})
+	fn(c.g.baseCtx, Call{UserID: sess.userID, Username: sess.username, SessionID: sess.id, Payload: m.Payload, JSON: c.format == wire.JSON})
 	return true
 }
 
@@ -164,7 +165,7 @@ func (c *conn) onAck(state connState, a *realtimev1.Ack) bool {
 		return c.violation()
 	}
 	if fn := c.g.deps.RPC.ackHandler(); fn != nil {
-		fn(c.g.baseCtx, Call{UserID: sess.userID, Username: sess.username, SessionID: sess.id}, a.Ids)
+		fn(c.g.baseCtx, Call{UserID: sess.userID, Username: sess.username, SessionID: sess.id, JSON: c.format == wire.JSON}, a.Ids)
 	}
 	return true
 }
@@ -367,7 +368,7 @@ func (c *conn) handleRPC(ctx context.Context, cid uint32, s *Session, req *realt
 		c.replyError(cid, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNKNOWN_RPC, "no rpc named %q", req.Name))
 		return
 	}
-	out, err := fn(ctx, Call{UserID: s.userID, Username: s.username, SessionID: s.id, Payload: req.Payload})
+	out, err := fn(ctx, Call{UserID: s.userID, Username: s.username, SessionID: s.id, Payload: req.Payload, JSON: c.format == wire.JSON})
 	c.done(cid)
 	defer func() { c.g.metrics.rpcDuration.WithLabelValues(req.Name).Observe(time.Since(start).Seconds()) }()
 	if err != nil {

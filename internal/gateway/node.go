@@ -203,10 +203,10 @@ func (g *Gateway) handleDeliver(d *clusterv1.Deliver, reply func(*clusterv1.Deli
 		return
 	}
 	if d.Ephemeral {
-		reply(&clusterv1.DeliverReply{Delivered: g.ephemeral(s, d.Kind, d.Payload)})
+		reply(&clusterv1.DeliverReply{Delivered: g.ephemeral(s, &realtimev1.Ephemeral{Kind: d.Kind, Payload: d.Payload, PayloadType: d.PayloadType})})
 		return
 	}
-	seq, ok, later := g.push(s, &realtimev1.Push{Kind: d.Kind, Payload: d.Payload, Id: d.Id}, func(seq uint64, ok bool) {
+	seq, ok, later := g.push(s, &realtimev1.Push{Kind: d.Kind, Payload: d.Payload, Id: d.Id, PayloadType: d.PayloadType}, func(seq uint64, ok bool) {
 		reply(&clusterv1.DeliverReply{Delivered: ok, Seq: seq})
 	})
 	if !later {
@@ -215,7 +215,7 @@ func (g *Gateway) handleDeliver(d *clusterv1.Deliver, reply func(*clusterv1.Deli
 }
 
 // ephemeral sends an ephemeral message to s's socket, if one is attached.
-func (g *Gateway) ephemeral(s *Session, kind string, payload []byte) bool {
+func (g *Gateway) ephemeral(s *Session, e *realtimev1.Ephemeral) bool {
 	s.mu.Lock()
 	c := s.conn
 	live := s.state == sessLive
@@ -223,9 +223,10 @@ func (g *Gateway) ephemeral(s *Session, kind string, payload []byte) bool {
 	if !live || c == nil {
 		return false
 	}
-	frame, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Ephemeral{Ephemeral: &realtimev1.Ephemeral{
-		Kind: kind, Payload: payload, SentAtMs: g.clock.Now().UnixMilli()}}})
+	e.SentAtMs = g.clock.Now().UnixMilli()
+	frame, err := c.encodeEphemeral(e)
 	if err != nil {
+		g.log.Error("encode ephemeral message", "err", err)
 		return false
 	}
 	g.metrics.events.Inc()
@@ -235,8 +236,7 @@ func (g *Gateway) ephemeral(s *Session, kind string, payload []byte) bool {
 // handleMulticast queues one ephemeral event on the sockets of several
 // local sessions, encoding the frame once per wire format.
 func (g *Gateway) handleMulticast(m *clusterv1.Multicast) {
-	ev := &realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Ephemeral{Ephemeral: &realtimev1.Ephemeral{
-		Kind: m.Kind, Payload: m.Payload, SentAtMs: g.clock.Now().UnixMilli()}}}
+	ev := &realtimev1.Ephemeral{Kind: m.Kind, Payload: m.Payload, PayloadType: m.PayloadType, SentAtMs: g.clock.Now().UnixMilli()}
 	var frames [2][]byte // by wire.Format
 	for _, id := range m.SessionIds {
 		s := g.session(id)
@@ -252,7 +252,7 @@ func (g *Gateway) handleMulticast(m *clusterv1.Multicast) {
 		}
 		f := &frames[c.format&1]
 		if *f == nil {
-			b, err := c.encode(ev)
+			b, err := c.encodeEphemeral(ev)
 			if err != nil {
 				g.log.Error("encode multicast message", "err", err)
 				return
@@ -288,8 +288,10 @@ func (g *Gateway) push(s *Session, p *realtimev1.Push, done func(seq uint64, ok 
 	c := s.conn
 	start := false
 	if c != nil {
-		if frame, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Push{Push: p}}); err == nil {
+		if frame, err := c.encodePush(p); err == nil {
 			start = c.queue(frame)
+		} else {
+			g.log.Error("encode push", "kind", p.Kind, "err", err)
 		}
 	}
 	s.mu.Unlock()
@@ -316,6 +318,9 @@ type Message struct {
 	// for resume, delivered only to an attached socket (room state at
 	// 20 Hz must not evict the pushes a resume needs).
 	Ephemeral bool
+	// PayloadType names the protobuf message in Payload (TypeName), so
+	// JSON sockets receive its protojson encoding; empty for opaque bytes.
+	PayloadType string
 }
 
 // Deliver sends a durable push to a user's session wherever it lives in
@@ -337,7 +342,7 @@ func (g *Gateway) Send(ctx context.Context, userID string, m Message) (uint64, e
 			return 0, err
 		}
 		req := &clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_Deliver{Deliver: &clusterv1.Deliver{
-			UserId: userID, SessionId: rec.SessionId, Kind: m.Kind, Payload: m.Payload, Id: m.ID, Ephemeral: m.Ephemeral}}}
+			UserId: userID, SessionId: rec.SessionId, Kind: m.Kind, Payload: m.Payload, Id: m.ID, Ephemeral: m.Ephemeral, PayloadType: m.PayloadType}}}
 		reply, err := g.nodeRequest(ctx, rec.NodeId, req)
 		if errors.Is(err, bus.ErrNoResponders) {
 			continue
@@ -377,11 +382,11 @@ func (g *Gateway) Resolve(ctx context.Context, userIDs []string) ([]Recipient, e
 	return out, nil
 }
 
-// Multicast sends one ephemeral event to many sessions: one bus message
-// per node, where the frame is encoded once per wire format and queued on
-// every local socket. It returns once the messages are published; sessions
-// without an attached socket miss the event.
-func (g *Gateway) Multicast(ctx context.Context, to []Recipient, kind string, payload []byte) error {
+// Multicast sends m as one ephemeral message to many sessions (whatever
+// m.Ephemeral says): one bus message per node, where the frame is encoded
+// once per wire format and queued on every local socket. It returns once
+// the messages are published; sessions without an attached socket miss it.
+func (g *Gateway) Multicast(ctx context.Context, to []Recipient, m Message) error {
 	byNode := make(map[string][]string)
 	for _, r := range to {
 		byNode[r.NodeID] = append(byNode[r.NodeID], r.SessionID)
@@ -389,7 +394,7 @@ func (g *Gateway) Multicast(ctx context.Context, to []Recipient, kind string, pa
 	var errs []error
 	for node, ids := range byNode {
 		b, err := proto.Marshal(&clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_Multicast{Multicast: &clusterv1.Multicast{
-			SessionIds: ids, Kind: kind, Payload: payload}}})
+			SessionIds: ids, Kind: m.Kind, Payload: m.Payload, PayloadType: m.PayloadType}}})
 		if err != nil {
 			return fmt.Errorf("gateway: encode multicast: %w", err)
 		}

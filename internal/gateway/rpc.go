@@ -13,6 +13,9 @@ type Call struct {
 	Username  string
 	SessionID string
 	Payload   []byte
+	// JSON is set when the socket speaks JSON (?format=json): typed
+	// operations decode and encode protojson then.
+	JSON bool
 }
 
 // RPCFunc handles a socket RPC. A returned *apierr.Error reaches the client

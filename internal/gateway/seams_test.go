@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/internal/config"
@@ -80,7 +82,7 @@ func TestMulticast(t *testing.T) {
 	}
 	for round := 0; round < 3; round++ {
 		payload := fmt.Sprintf("state-%d", round)
-		if err := a.Gateway().Multicast(ctx, to, "room.state", []byte(payload)); err != nil {
+		if err := a.Gateway().Multicast(ctx, to, gateway.Message{Kind: "room.state", Payload: []byte(payload)}); err != nil {
 			t.Fatal(err)
 		}
 		for i, c := range conns {
@@ -221,5 +223,65 @@ func TestSessionHooks(t *testing.T) {
 	}
 	if ev := next(gateway.SessionEnded); ev.Cause != gateway.EndLogout || ev.SessionID != w3.SessionId {
 		t.Fatalf("after logout: %+v", ev)
+	}
+}
+
+// TestTypedPayloads: a typed operation and a typed push reach a binary
+// socket as protobuf and a JSON socket as protojson.
+func TestTypedPayloads(t *testing.T) {
+	reg := gateway.NewRegistry()
+	if err := gateway.RegisterTyped(reg, "test.ping", func(_ context.Context, c gateway.Call, req *realtimev1.Ping) (*realtimev1.Pong, error) {
+		return &realtimev1.Pong{ClientTimeMs: req.ClientTimeMs, ServerTimeMs: 7}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n := taisentest.StartNode(t, taisentest.Options{RPC: reg})
+	for _, format := range []string{"", "format=json"} {
+		sess := login(t, n, "device-typed-"+map[string]string{"": "bin", "format=json": "json"}[format])
+		c := dial(t, n, format)
+		cid := c.request(tokenHello(sess.Token, "", 0))
+		if fr := c.mustRecv(); fr.Cid != cid || fr.GetWelcome() == nil {
+			t.Fatalf("hello: %v", fr)
+		}
+		var payload []byte
+		if format == "" {
+			payload, _ = proto.Marshal(&realtimev1.Ping{ClientTimeMs: 42})
+		} else {
+			payload = []byte(`{"clientTimeMs":"42"}`)
+		}
+		cid = c.request(&realtimev1.ClientFrame{Body: &realtimev1.ClientFrame_Rpc{Rpc: &realtimev1.RpcRequest{Name: "test.ping", Payload: payload}}})
+		fr := c.mustRecv()
+		if fr.Cid != cid || fr.GetRpc() == nil {
+			t.Fatalf("%q: reply %v", format, fr)
+		}
+		got := &realtimev1.Pong{}
+		if format == "" {
+			err := proto.Unmarshal(fr.GetRpc().Payload, got)
+			if err != nil || got.ClientTimeMs != 42 || got.ServerTimeMs != 7 {
+				t.Fatalf("binary reply %v %v", got, err)
+			}
+		} else if s := string(fr.GetRpc().Payload); !strings.Contains(s, `"clientTimeMs":"42"`) {
+			t.Fatalf("json reply payload %s", s)
+		}
+		// A push with a typed payload.
+		pb, _ := proto.Marshal(&realtimev1.Pong{ServerTimeMs: 9})
+		if _, err := n.Gateway().Send(context.Background(), sess.UserId, gateway.Message{Kind: "typed", Payload: pb, PayloadType: gateway.TypeName(&realtimev1.Pong{})}); err != nil {
+			t.Fatal(err)
+		}
+		p := c.mustRecv().GetPush()
+		if p == nil || p.PayloadType != "taisen.realtime.v1.Pong" {
+			t.Fatalf("push %v", p)
+		}
+		if format == "" && string(p.Payload) != string(pb) {
+			t.Fatalf("binary push payload %x", p.Payload)
+		}
+		if format != "" && !strings.Contains(string(p.Payload), `"serverTimeMs":"9"`) {
+			t.Fatalf("json push payload %s", p.Payload)
+		}
+		// A payload that does not decode is refused.
+		cid = c.request(&realtimev1.ClientFrame{Body: &realtimev1.ClientFrame_Rpc{Rpc: &realtimev1.RpcRequest{Name: "test.ping", Payload: []byte{0xff, 0xff}}}})
+		if fr := c.mustRecv(); fr.Cid != cid || errCode(fr) != realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST {
+			t.Fatalf("bad payload: %v", fr)
+		}
 	}
 }

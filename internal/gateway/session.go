@@ -454,7 +454,7 @@ func (g *Gateway) attach(s *Session, c *conn, welcome *realtimev1.Welcome, cid u
 		frames = append(frames, frame)
 	}
 	for _, p := range replay {
-		if frame, err := c.encode(&realtimev1.ServerFrame{Body: &realtimev1.ServerFrame_Push{Push: p}}); err == nil {
+		if frame, err := c.encodePush(p); err == nil {
 			frames = append(frames, frame)
 		}
 	}

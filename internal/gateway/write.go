@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -43,7 +44,10 @@ func (c *conn) replyError(cid uint32, err error) {
 		c.g.log.Error("request failed", "conn", c.id, "cid", cid, "err", err)
 	}
 	c.g.metrics.requestErrors.WithLabelValues(apierr.CodeName(e.Code)).Inc()
-	c.reply(&realtimev1.ServerFrame{Cid: cid, Body: &realtimev1.ServerFrame_Error{Error: &realtimev1.Error{Code: e.Code, Message: e.Message}}}, flushBackground)
+	// Messages may quote client input: keep them valid UTF-8, or the JSON
+	// encoding of the reply fails.
+	msg := strings.ToValidUTF8(e.Message, "\uFFFD")
+	c.reply(&realtimev1.ServerFrame{Cid: cid, Body: &realtimev1.ServerFrame_Error{Error: &realtimev1.Error{Code: e.Code, Message: msg}}}, flushBackground)
 }
 
 // reply encodes and queues a server frame.

@@ -597,7 +597,9 @@ type Deliver struct {
 	// only to an attached socket) instead of a Push.
 	Ephemeral bool `protobuf:"varint,5,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
 	// id is the producer's id of the push (Push.id); empty for none.
-	Id            string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
+	// payload_type names the protobuf message in payload (Push.payload_type).
+	PayloadType   string `protobuf:"bytes,7,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -674,6 +676,13 @@ func (x *Deliver) GetId() string {
 	return ""
 }
 
+func (x *Deliver) GetPayloadType() string {
+	if x != nil {
+		return x.PayloadType
+	}
+	return ""
+}
+
 // Multicast sends one Ephemeral message to several sessions of the node it
 // is addressed to; the node encodes the frame once per wire format. It is
 // published without a reply.
@@ -682,6 +691,7 @@ type Multicast struct {
 	SessionIds    []string               `protobuf:"bytes,1,rep,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
 	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	PayloadType   string                 `protobuf:"bytes,4,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -735,6 +745,13 @@ func (x *Multicast) GetPayload() []byte {
 		return x.Payload
 	}
 	return nil
+}
+
+func (x *Multicast) GetPayloadType() string {
+	if x != nil {
+		return x.PayloadType
+	}
+	return ""
 }
 
 type DeliverReply struct {
@@ -830,7 +847,7 @@ const file_taisen_cluster_v1_node_proto_rawDesc = "" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x120\n" +
 	"\x06pushes\x18\x03 \x03(\v2\x18.taisen.realtime.v1.PushR\x06pushes\x12\x19\n" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x19\n" +
-	"\bsince_ms\x18\x05 \x01(\x03R\asinceMs\"\x9d\x01\n" +
+	"\bsince_ms\x18\x05 \x01(\x03R\asinceMs\"\xc0\x01\n" +
 	"\aDeliver\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
@@ -838,12 +855,14 @@ const file_taisen_cluster_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x1c\n" +
 	"\tephemeral\x18\x05 \x01(\bR\tephemeral\x12\x0e\n" +
-	"\x02id\x18\x06 \x01(\tR\x02id\"Z\n" +
+	"\x02id\x18\x06 \x01(\tR\x02id\x12!\n" +
+	"\fpayload_type\x18\a \x01(\tR\vpayloadType\"}\n" +
 	"\tMulticast\x12\x1f\n" +
 	"\vsession_ids\x18\x01 \x03(\tR\n" +
 	"sessionIds\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
-	"\apayload\x18\x03 \x01(\fR\apayload\">\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\x12!\n" +
+	"\fpayload_type\x18\x04 \x01(\tR\vpayloadType\">\n" +
 	"\fDeliverReply\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\bR\tdelivered\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seqB\xc9\x01\n" +

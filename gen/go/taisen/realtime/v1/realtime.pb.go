@@ -1324,7 +1324,11 @@ type Push struct {
 	// id is the producer's id for the push, when it has one (an inbox
 	// item's id): the same id may arrive again after a reconnect until the
 	// client sends Ack with it. Empty for pushes that need no ack.
-	Id            string `protobuf:"bytes,5,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,5,opt,name=id,proto3" json:"id,omitempty"`
+	// payload_type, when set, names the protobuf message in payload
+	// ("taisen.api.v1.Notification"): binary sockets get its protobuf
+	// encoding, JSON sockets its protojson encoding. Empty: opaque bytes.
+	PayloadType   string `protobuf:"bytes,6,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1394,6 +1398,13 @@ func (x *Push) GetId() string {
 	return ""
 }
 
+func (x *Push) GetPayloadType() string {
+	if x != nil {
+		return x.PayloadType
+	}
+	return ""
+}
+
 // Ephemeral is a server message without seq, resume or ack.
 type Ephemeral struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1402,7 +1413,9 @@ type Ephemeral struct {
 	// payload is the message's content, in a format that depends on kind.
 	Payload []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	// sent_at_ms is when the server accepted the message, Unix milliseconds.
-	SentAtMs      int64 `protobuf:"varint,3,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	SentAtMs int64 `protobuf:"varint,3,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	// payload_type is as in Push.
+	PayloadType   string `protobuf:"bytes,4,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1456,6 +1469,13 @@ func (x *Ephemeral) GetSentAtMs() int64 {
 		return x.SentAtMs
 	}
 	return 0
+}
+
+func (x *Ephemeral) GetPayloadType() string {
+	if x != nil {
+		return x.PayloadType
+	}
+	return ""
 }
 
 // Disconnect is the last frame before the server closes the socket. The
@@ -1632,19 +1652,21 @@ const file_taisen_realtime_v1_realtime_proto_rawDesc = "" +
 	"\apayload\x18\x01 \x01(\fR\apayload\"R\n" +
 	"\x04Pong\x12$\n" +
 	"\x0eclient_time_ms\x18\x01 \x01(\x03R\fclientTimeMs\x12$\n" +
-	"\x0eserver_time_ms\x18\x02 \x01(\x03R\fserverTimeMs\"t\n" +
+	"\x0eserver_time_ms\x18\x02 \x01(\x03R\fserverTimeMs\"\x97\x01\n" +
 	"\x04Push\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12\x1c\n" +
 	"\n" +
 	"sent_at_ms\x18\x04 \x01(\x03R\bsentAtMs\x12\x0e\n" +
-	"\x02id\x18\x05 \x01(\tR\x02id\"W\n" +
+	"\x02id\x18\x05 \x01(\tR\x02id\x12!\n" +
+	"\fpayload_type\x18\x06 \x01(\tR\vpayloadType\"z\n" +
 	"\tEphemeral\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1c\n" +
 	"\n" +
-	"sent_at_ms\x18\x03 \x01(\x03R\bsentAtMs\"}\n" +
+	"sent_at_ms\x18\x03 \x01(\x03R\bsentAtMs\x12!\n" +
+	"\fpayload_type\x18\x04 \x01(\tR\vpayloadType\"}\n" +
 	"\n" +
 	"Disconnect\x127\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1f.taisen.realtime.v1.CloseReasonR\x06reason\x12\x18\n" +
