@@ -76,6 +76,16 @@ type Session struct {
 	// mu.
 	kvRev     uint64
 	refreshAt int64
+	// status is the presence status the client set; nil until it sets
+	// one. Guarded by mu.
+	status *sessStatus
+}
+
+// sessStatus is a session's presence status, written into its record.
+type sessStatus struct {
+	playing  bool
+	activity string
+	sinceMs  int64
 }
 
 // pendingPush is a push that reached a session still being established;
@@ -92,9 +102,42 @@ func newSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// record encodes the session's record; s.mu is held (or s not shared).
 func (s *Session) record(nodeID string) []byte {
-	b, _ := proto.Marshal(&clusterv1.SessionRecord{SessionId: s.id, NodeId: nodeID, SinceMs: s.sinceMs})
+	rec := &clusterv1.SessionRecord{SessionId: s.id, NodeId: nodeID, SinceMs: s.sinceMs}
+	if st := s.status; st != nil {
+		rec.Playing, rec.Activity, rec.StatusSinceMs = st.playing, st.activity, st.sinceMs
+	}
+	b, _ := proto.Marshal(rec)
 	return b
+}
+
+// ErrNoSession means the session is not live on this node.
+var ErrNoSession = errors.New("gateway: no such live session on this node")
+
+// SetStatus sets the presence status of a session of this node and
+// writes it into the session's record at once, so every node reads it.
+// It returns the record as written.
+func (g *Gateway) SetStatus(ctx context.Context, sessionID string, playing bool, activity string) (*clusterv1.SessionRecord, error) {
+	s := g.session(sessionID)
+	if s == nil {
+		return nil, ErrNoSession
+	}
+	s.mu.Lock()
+	if s.state != sessLive {
+		s.mu.Unlock()
+		return nil, ErrNoSession
+	}
+	if st := s.status; st == nil || st.playing != playing || st.activity != activity {
+		s.status = &sessStatus{playing: playing, activity: activity, sinceMs: g.clock.Now().UnixMilli()}
+	}
+	s.mu.Unlock()
+	if err := g.refresh(ctx, s); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return decodeRecord(s.record(g.cfg.NodeID))
 }
 
 func decodeRecord(b []byte) (*clusterv1.SessionRecord, error) {

@@ -998,9 +998,11 @@ func (x *PublishRequest) GetRetain() bool {
 type PublishResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// nodes counts the nodes the item was sent to (those with connected
-	// subscribers).
-	Nodes         uint32 `protobuf:"varint,2,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	// retained is set when the item was kept for the topic's retain count.
+	Retained bool `protobuf:"varint,2,opt,name=retained,proto3" json:"retained,omitempty"`
+	// duplicate is set when the topic already retains an item of this id:
+	// nothing was published.
+	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1042,11 +1044,18 @@ func (x *PublishResponse) GetId() string {
 	return ""
 }
 
-func (x *PublishResponse) GetNodes() uint32 {
+func (x *PublishResponse) GetRetained() bool {
 	if x != nil {
-		return x.Nodes
+		return x.Retained
 	}
-	return 0
+	return false
+}
+
+func (x *PublishResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 type GetPresenceRequest struct {
@@ -1201,10 +1210,11 @@ const file_taisen_admin_v1_notify_proto_rawDesc = "" +
 	"\fcontent_json\x18\x05 \x01(\tR\vcontentJson\x12\x16\n" +
 	"\x06sender\x18\x06 \x01(\tR\x06sender\x12\x15\n" +
 	"\x06ttl_ms\x18\a \x01(\x03R\x05ttlMs\x12\x16\n" +
-	"\x06retain\x18\b \x01(\bR\x06retain\"7\n" +
+	"\x06retain\x18\b \x01(\bR\x06retain\"[\n" +
 	"\x0fPublishResponse\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05nodes\x18\x02 \x01(\rR\x05nodes\"/\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\bretained\x18\x02 \x01(\bR\bretained\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"/\n" +
 	"\x12GetPresenceRequest\x12\x19\n" +
 	"\buser_ids\x18\x01 \x03(\tR\auserIds\"L\n" +
 	"\x13GetPresenceResponse\x125\n" +

@@ -36,7 +36,12 @@ type SessionRecord struct {
 	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	NodeId    string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// since_ms is when the session was established, Unix milliseconds.
-	SinceMs       int64 `protobuf:"varint,3,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	SinceMs int64 `protobuf:"varint,3,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	// playing and activity are the status the client set (presence);
+	// status_since_ms is when it was set (0: never, online since since_ms).
+	Playing       bool   `protobuf:"varint,4,opt,name=playing,proto3" json:"playing,omitempty"`
+	Activity      string `protobuf:"bytes,5,opt,name=activity,proto3" json:"activity,omitempty"`
+	StatusSinceMs int64  `protobuf:"varint,6,opt,name=status_since_ms,json=statusSinceMs,proto3" json:"status_since_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +93,27 @@ func (x *SessionRecord) GetNodeId() string {
 func (x *SessionRecord) GetSinceMs() int64 {
 	if x != nil {
 		return x.SinceMs
+	}
+	return 0
+}
+
+func (x *SessionRecord) GetPlaying() bool {
+	if x != nil {
+		return x.Playing
+	}
+	return false
+}
+
+func (x *SessionRecord) GetActivity() string {
+	if x != nil {
+		return x.Activity
+	}
+	return ""
+}
+
+func (x *SessionRecord) GetStatusSinceMs() int64 {
+	if x != nil {
+		return x.StatusSinceMs
 	}
 	return 0
 }
@@ -810,12 +836,15 @@ var File_taisen_cluster_v1_node_proto protoreflect.FileDescriptor
 
 const file_taisen_cluster_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x1ctaisen/cluster/v1/node.proto\x12\x11taisen.cluster.v1\x1a!taisen/realtime/v1/realtime.proto\"b\n" +
+	"\x1ctaisen/cluster/v1/node.proto\x12\x11taisen.cluster.v1\x1a!taisen/realtime/v1/realtime.proto\"\xc0\x01\n" +
 	"\rSessionRecord\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x19\n" +
-	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs\"\xf6\x01\n" +
+	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs\x12\x18\n" +
+	"\aplaying\x18\x04 \x01(\bR\aplaying\x12\x1a\n" +
+	"\bactivity\x18\x05 \x01(\tR\bactivity\x12&\n" +
+	"\x0fstatus_since_ms\x18\x06 \x01(\x03R\rstatusSinceMs\"\xf6\x01\n" +
 	"\vNodeRequest\x12-\n" +
 	"\x04kick\x18\x01 \x01(\v2\x17.taisen.cluster.v1.KickH\x00R\x04kick\x12:\n" +
 	"\ttake_over\x18\x02 \x01(\v2\x1b.taisen.cluster.v1.TakeOverH\x00R\btakeOver\x126\n" +
