@@ -1,7 +1,8 @@
-// Package store owns durable data: accounts, their credentials and the
-// state that makes sessions revocable today, the meta services' tables
-// later. It declares the records, one small interface per domain
-// (Accounts, Credentials, Sessions) and Store, which joins them with
+// Package store owns durable data: accounts, their credentials, the state
+// that makes sessions revocable, the users' notification inboxes and the
+// notification topics with their subscriptions and retained items. It
+// declares the records, one small interface per domain (Accounts,
+// Credentials, Sessions, Inbox, Topics) and Store, which joins them with
 // transactions; the implementations live in subpackages named after their
 // engine (store/sqlite for single-node mode, store/postgres for cluster
 // mode) and both pass the one conformance suite in store/storetest.
@@ -257,6 +258,8 @@ type Tx interface {
 	Accounts
 	Credentials
 	Sessions
+	Inbox
+	Topics
 }
 
 // Store is the durable state of a taisen deployment. Implementations are
@@ -265,6 +268,8 @@ type Store interface {
 	Accounts
 	Credentials
 	Sessions
+	Inbox
+	Topics
 	// InTx runs fn in one transaction: committed when fn returns nil,
 	// rolled back when it returns an error (which InTx returns) or panics.
 	// fn must use only tx (see the package documentation).

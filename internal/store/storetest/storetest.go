@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListAccounts", testListAccounts},
 		{"InTx", testInTx},
 	}
+	tests = append(tests, notifyTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
