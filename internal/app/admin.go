@@ -61,6 +61,10 @@ func (a *App) adminRoutes() []adminRoute {
 	routes = append(routes, adminRoute{path, keyRequired, h})
 	path, h = auth.AdminHTTPHandler(a.auth)
 	routes = append(routes, adminRoute{path, keyRequired, h})
+	if n := a.notify.Load(); n != nil {
+		path, h = n.Handler(connect.WithCompressMinBytes(compressMinBytes), connect.WithReadMaxBytes(4<<20))
+		routes = append(routes, adminRoute{path, keyRequired, h})
+	}
 	if a.cfg.Pprof {
 		routes = append(routes,
 			adminRoute{"/debug/pprof/", keyRequired, http.HandlerFunc(pprof.Index)},

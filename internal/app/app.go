@@ -35,6 +35,7 @@ import (
 	"github.com/taisen-dev/taisen/internal/control"
 	"github.com/taisen-dev/taisen/internal/gateway"
 	"github.com/taisen-dev/taisen/internal/logdam"
+	"github.com/taisen-dev/taisen/internal/notify"
 	"github.com/taisen-dev/taisen/internal/store"
 )
 
@@ -80,6 +81,12 @@ type App struct {
 	gw          *gateway.Gateway
 	nodes       *control.Registry
 	beat        *control.Heartbeat
+	// rpc holds the socket operations (Options.RPC or a new registry);
+	// domains add theirs as they start.
+	rpc *gateway.Registry
+	// notify is set once the notify role started; the gateway's session
+	// hook reads it.
+	notify atomic.Pointer[notify.Service]
 
 	clientLn, adminLn net.Listener
 	clientSrv         *http.Server
@@ -104,7 +111,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID = generateNodeID()
 	}
-	a := &App{cfg: cfg, opts: opts, reg: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
+	a := &App{cfg: cfg, opts: opts, reg: prometheus.NewRegistry(), serveErr: make(chan error, 1), rpc: opts.RPC}
+	if a.rpc == nil {
+		a.rpc = gateway.NewRegistry()
+	}
 	a.banner = opts.Banner
 	if a.banner == nil {
 		a.banner = out

@@ -18,6 +18,7 @@ import (
 	"github.com/taisen-dev/taisen/internal/auth"
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
 	"github.com/taisen-dev/taisen/internal/gateway"
+	"github.com/taisen-dev/taisen/internal/notify"
 	"github.com/taisen-dev/taisen/internal/store/postgres"
 	"github.com/taisen-dev/taisen/internal/store/sqlite"
 )
@@ -56,6 +57,7 @@ func (a *App) nodeRoles() []role {
 		busRole{a},
 		authRole{a},
 		gatewayRole{a},
+		notifyRole{a},
 		listenersRole{a},
 		controlRole{a},
 	}
@@ -263,7 +265,7 @@ func (r gatewayRole) Start(ctx context.Context) error {
 		gcfg.Engine = "goroutine"
 	}
 	gw, err := gateway.New(gcfg, gateway.Deps{
-		Logger: a.log.With("component", "gateway"), Bus: a.bus, Auth: authAdapter{a.auth}, RPC: a.opts.RPC, Metrics: a.reg, Clock: a.opts.Clock,
+		Logger: a.log.With("component", "gateway"), Bus: a.bus, Auth: authAdapter{a.auth}, RPC: a.rpc, Metrics: a.reg, Clock: a.opts.Clock,
 	})
 	if err != nil {
 		return err
@@ -272,6 +274,11 @@ func (r gatewayRole) Start(ctx context.Context) error {
 	for _, fn := range a.opts.SessionHooks {
 		gw.OnSession(fn)
 	}
+	gw.OnSession(func(ev gateway.SessionEvent) {
+		if n := a.notify.Load(); n != nil {
+			n.OnSession(ev)
+		}
+	})
 	return gw.Start(ctx)
 }
 
@@ -375,6 +382,37 @@ func (r controlRole) Serve(func(error)) {
 func (r controlRole) Stop(context.Context) error {
 	if r.a.beat != nil {
 		r.a.beat.Stop()
+	}
+	return nil
+}
+
+// notifyRole runs notifications, topics and presence: the admin
+// NotifyService and the socket operations notify.* and presence.*.
+type notifyRole struct{ a *App }
+
+func (notifyRole) Name() string { return "notify" }
+
+func (r notifyRole) Start(ctx context.Context) error {
+	a := r.a
+	svc, err := notify.New(notify.Config{}, notify.Deps{Gateway: a.gw, Store: a.store, Bus: a.bus,
+		Logger: a.log.With("component", "notify"), Clock: a.opts.Clock, Metrics: a.reg})
+	if err != nil {
+		return err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	if err := svc.RegisterOps(a.rpc); err != nil {
+		svc.Stop()
+		return err
+	}
+	a.notify.Store(svc)
+	return nil
+}
+
+func (r notifyRole) Stop(context.Context) error {
+	if svc := r.a.notify.Swap(nil); svc != nil {
+		svc.Stop()
 	}
 	return nil
 }
