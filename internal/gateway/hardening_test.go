@@ -99,6 +99,13 @@ func authenticate(t *testing.T, c *tconn, token string) {
 // refusal says why and when to retry, and that authenticating (or
 // leaving) frees the slot.
 func TestUnauthenticatedSocketCaps(t *testing.T) {
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Skipf("this test needs several loopback addresses (all of 127.0.0.0/8 on Linux): %v", err)
+		}
+		ln.Close()
+	}
 	n := taisentest.StartNode(t, taisentest.Options{Configure: func(c *config.Config) {
 		c.Gateway.MaxUnauthSockets, c.Gateway.MaxUnauthPerIP = 3, 2
 	}})
