@@ -289,9 +289,10 @@ func TestLogoutRacingRefreshLeavesNoRecord(t *testing.T) {
 
 // TestPushesToEstablishingSession checks what the sender of a push to a
 // session still being established learns: nothing until the session's
-// fate is known, then "not delivered" when it fails (so Deliver reports
-// offline instead of dropping the push), or the push's seq, in arrival
-// order, once it is live.
+// fate is known, then "not delivered" when its establish fails (here a
+// newer login kicks it first; Deliver then reports offline instead of
+// dropping the push), or the push's seq, in arrival order, once it is
+// live.
 func TestPushesToEstablishingSession(t *testing.T) {
 	g := idleGateway(t, Config{Engine: "goroutine"})
 	deliver := func(s *Session, payload string) <-chan *clusterv1.DeliverReply {
@@ -325,7 +326,13 @@ func TestPushesToEstablishingSession(t *testing.T) {
 				t.Fatalf("push %d answered %v before the session's fate was known", i+1, r)
 			}
 		}
-		g.end(s, endFailed)
+		// A newer login kicks it before it goes live: its establish fails.
+		if r := g.handleKick(&clusterv1.Kick{UserId: s.userID, SessionId: s.id, Reason: realtimev1.CloseReason_CLOSE_REASON_REPLACED}); !r.Found {
+			t.Fatal("the kick did not find the session being established")
+		}
+		if err := g.activate(s); err == nil {
+			t.Fatal("a session kicked while being established went live")
+		}
 		for i, ch := range replies {
 			r := answered(ch)
 			if r == nil || r.Delivered || r.Seq != 0 {
