@@ -164,7 +164,7 @@ func (c *conn) onAck(state connState, a *realtimev1.Ack) bool {
 		c.replyError(0, apierr.BadRequest("ack needs 1 to %d ids of 1 to %d characters", maxAckIDs, maxAckIDLen))
 		return c.violation()
 	}
-	if fn := c.g.deps.RPC.ackHandler(); fn != nil {
+	for _, fn := range c.g.deps.RPC.ackHandlers() {
 		fn(c.g.baseCtx, Call{UserID: sess.userID, Username: sess.username, SessionID: sess.id, JSON: c.format == wire.JSON}, a.Ids)
 	}
 	return true
@@ -370,6 +370,11 @@ func (c *conn) handleRPC(ctx context.Context, cid uint32, s *Session, req *realt
 	}
 	out, err := fn(ctx, Call{UserID: s.userID, Username: s.username, SessionID: s.id, Payload: req.Payload, JSON: c.format == wire.JSON})
 	c.done(cid)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		// The socket closed (or the node stops): nobody reads a reply,
+		// and a handler giving up on its context is no internal error.
+		return
+	}
 	defer func() { c.g.metrics.rpcDuration.WithLabelValues(req.Name).Observe(time.Since(start).Seconds()) }()
 	if err != nil {
 		if _, internal := apierr.From(err); internal && errors.Is(err, context.DeadlineExceeded) {

@@ -39,7 +39,7 @@ type Registry struct {
 	mu   sync.RWMutex
 	m    map[string]RPCFunc     // guarded by mu
 	msgs map[string]MessageFunc // guarded by mu
-	ack  AckFunc                // guarded by mu
+	acks []AckFunc              // guarded by mu
 }
 
 // NewRegistry returns a registry holding the built-in operation
@@ -98,24 +98,23 @@ func (r *Registry) LookupMessage(name string) (MessageFunc, bool) {
 	return fn, ok
 }
 
-// HandleAck sets the one receiver of client acks (the notification inbox).
+// HandleAck adds a receiver of client acks (the notification inbox is
+// one). Every receiver gets every ack and ignores ids that are not its
+// own.
 func (r *Registry) HandleAck(fn AckFunc) error {
 	if fn == nil {
 		return fmt.Errorf("gateway: nil ack handler")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ack != nil {
-		return fmt.Errorf("gateway: an ack handler is already set")
-	}
-	r.ack = fn
+	r.acks = append(r.acks, fn)
 	return nil
 }
 
-func (r *Registry) ackHandler() AckFunc {
+func (r *Registry) ackHandlers() []AckFunc {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.ack
+	return r.acks
 }
 
 // Lookup returns the handler for name.
