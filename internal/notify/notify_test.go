@@ -11,11 +11,11 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/taisen-dev/taisen/client"
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
-	"github.com/taisen-dev/taisen/client"
 	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/taisentest"
 )
