@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -466,7 +465,7 @@ func (c *conn) Unsubscribe(ctx context.Context, topic string, userIDs []string) 
 // sortedUnique returns the distinct strings of s in byte order.
 func sortedUnique(s []string) []string {
 	out := slices.Clone(s)
-	slices.SortFunc(out, cmp.Compare[string])
+	slices.Sort(out)
 	return slices.Compact(out)
 }
 
