@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/taisen-dev/taisen/internal/store"
@@ -73,7 +72,7 @@ func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", err)
 	}
-	after, err := seqCursor(p.Cursor)
+	after, err := store.DecodeSeqCursor(p.Cursor)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", err)
 	}
@@ -110,25 +109,9 @@ func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.
 	next := ""
 	if len(items) > limit {
 		items = items[:limit]
-		next = store.EncodeCursor(strconv.FormatInt(items[limit-1].Seq, 10))
+		next = store.EncodeSeqCursor(items[limit-1].Seq)
 	}
 	return items, next, nil
-}
-
-// seqCursor returns the seq a cursor of Inbox holds, 0 for "".
-func seqCursor(cursor string) (int64, error) {
-	if cursor == "" {
-		return 0, nil
-	}
-	keys, err := store.DecodeCursor(cursor, 1)
-	if err != nil {
-		return 0, err
-	}
-	seq, err := strconv.ParseInt(keys[0], 10, 64)
-	if err != nil || seq < 0 {
-		return 0, fmt.Errorf("%w: seq %q", store.ErrBadCursor, keys[0])
-	}
-	return seq, nil
 }
 
 // CountInbox implements store.Store.
