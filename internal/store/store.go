@@ -26,8 +26,9 @@
 // after the last page. A cursor is only meaningful to the method that
 // returned it; clients pass it back unchanged. A limit of 0 means
 // DefaultLimit, and limits above MaxLimit are cut to MaxLimit. A cursor the
-// store cannot read fails with ErrBadCursor. EncodeCursor and DecodeCursor
-// are the helper the implementations share.
+// store cannot read fails with ErrBadCursor. EncodeCursor and DecodeCursor,
+// and EncodeSeqCursor and DecodeSeqCursor for lists in the order of a
+// sequence number, are the helpers the implementations share.
 package store
 
 import (
@@ -36,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -184,6 +186,27 @@ func DecodeCursor(cursor string, n int) ([]string, error) {
 		return nil, fmt.Errorf("%w: %d keys, want %d", ErrBadCursor, len(keys), n)
 	}
 	return keys, nil
+}
+
+// EncodeSeqCursor returns the cursor of a list ordered by a sequence
+// number, after seq.
+func EncodeSeqCursor(seq int64) string { return EncodeCursor(strconv.FormatInt(seq, 10)) }
+
+// DecodeSeqCursor returns the sequence number of a cursor made by
+// EncodeSeqCursor, 0 for "", or an error wrapping ErrBadCursor.
+func DecodeSeqCursor(cursor string) (int64, error) {
+	if cursor == "" {
+		return 0, nil
+	}
+	keys, err := DecodeCursor(cursor, 1)
+	if err != nil {
+		return 0, err
+	}
+	seq, err := strconv.ParseInt(keys[0], 10, 64)
+	if err != nil || seq < 0 {
+		return 0, fmt.Errorf("%w: sequence number %q", ErrBadCursor, keys[0])
+	}
+	return seq, nil
 }
 
 // Accounts holds accounts.

@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -159,6 +157,9 @@ const inboxColumns = `seq, user_id, id, subject, content, content_type, sender, 
 // $2 now). inbox_items_pending_idx repeats "removed_at IS NULL".
 const pendingInbox = `user_id = $1 AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`
 
+// inboxQuery lists a page of a user's pending items after a seq.
+const inboxQuery = `SELECT ` + inboxColumns + ` FROM inbox_items WHERE ` + pendingInbox + ` AND seq > $3 ORDER BY seq LIMIT $4`
+
 // Inbox implements store.Store. The cursor holds the seq of the last item
 // of the page.
 func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.Page) ([]store.InboxItem, string, error) {
@@ -166,12 +167,11 @@ func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list inbox: %w", err)
 	}
-	after, err := seqCursor(p.Cursor)
+	after, err := store.DecodeSeqCursor(p.Cursor)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list inbox: %w", err)
 	}
-	rows, err := c.q.Query(ctx,
-		`SELECT `+inboxColumns+` FROM inbox_items WHERE `+pendingInbox+` AND seq > $3 ORDER BY seq LIMIT $4`,
+	rows, err := c.q.Query(ctx, inboxQuery,
 		userID, store.Timestamp(now), after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list inbox: %w", mapErr(err))
@@ -199,25 +199,9 @@ func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.
 	next := ""
 	if len(items) > limit {
 		items = items[:limit]
-		next = store.EncodeCursor(strconv.FormatInt(items[limit-1].Seq, 10))
+		next = store.EncodeSeqCursor(items[limit-1].Seq)
 	}
 	return items, next, nil
-}
-
-// seqCursor returns the seq a cursor of Inbox holds, 0 for "".
-func seqCursor(cursor string) (int64, error) {
-	if cursor == "" {
-		return 0, nil
-	}
-	keys, err := store.DecodeCursor(cursor, 1)
-	if err != nil {
-		return 0, err
-	}
-	seq, err := strconv.ParseInt(keys[0], 10, 64)
-	if err != nil || seq < 0 {
-		return 0, fmt.Errorf("%w: seq %q", store.ErrBadCursor, keys[0])
-	}
-	return seq, nil
 }
 
 // CountInbox implements store.Store.
@@ -262,17 +246,21 @@ func (c *conn) removeInbox(ctx context.Context, userID string, ids []string, now
 	return int(tag.RowsAffected()), nil
 }
 
+// pruneInboxQuery deletes up to $2 rows that left the inbox before $1.
+// The two branches are disjoint, so UNION ALL needs no sort.
+const pruneInboxQuery = `DELETE FROM inbox_items WHERE (user_id, id) IN (
+	SELECT user_id, id FROM inbox_items WHERE removed_at IS NOT NULL AND removed_at < $1
+	UNION ALL
+	SELECT user_id, id FROM inbox_items WHERE expires_at IS NOT NULL AND expires_at < $1
+		AND (removed_at IS NULL OR removed_at >= $1)
+	LIMIT $2)`
+
 // PruneInbox implements store.Store.
 func (c *conn) PruneInbox(ctx context.Context, now time.Time, keepTombstones time.Duration, limit int) (int, error) {
 	if keepTombstones < 0 || limit <= 0 {
 		return 0, fmt.Errorf("postgres: prune inbox: keepTombstones %v and limit %d: want keepTombstones >= 0 and limit > 0", keepTombstones, limit)
 	}
-	tag, err := c.q.Exec(ctx,
-		`DELETE FROM inbox_items WHERE (user_id, id) IN (
-			SELECT user_id, id FROM inbox_items WHERE removed_at IS NOT NULL AND removed_at < $1
-			UNION
-			SELECT user_id, id FROM inbox_items WHERE expires_at IS NOT NULL AND expires_at < $1
-			LIMIT $2)`,
+	tag, err := c.q.Exec(ctx, pruneInboxQuery,
 		store.Timestamp(now.Add(-keepTombstones)), limit)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: prune inbox: %w", mapErr(err))
@@ -460,13 +448,15 @@ func (c *conn) Unsubscribe(ctx context.Context, topic string, userIDs []string) 
 // sortedUnique returns the distinct strings of s in byte order.
 func sortedUnique(s []string) []string {
 	out := slices.Clone(s)
-	slices.SortFunc(out, cmp.Compare[string])
+	slices.Sort(out)
 	return slices.Compact(out)
 }
 
+const userTopicsQuery = `SELECT topic FROM topic_subscriptions WHERE user_id = $1 ORDER BY topic`
+
 // UserTopics implements store.Store.
 func (c *conn) UserTopics(ctx context.Context, userID string) ([]string, error) {
-	rows, err := c.q.Query(ctx, `SELECT topic FROM topic_subscriptions WHERE user_id = $1 ORDER BY topic`, userID)
+	rows, err := c.q.Query(ctx, userTopicsQuery, userID)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: user topics: %w", mapErr(err))
 	}
@@ -476,6 +466,8 @@ func (c *conn) UserTopics(ctx context.Context, userID string) ([]string, error) 
 	}
 	return topics, nil
 }
+
+const topicSubscribersQuery = `SELECT user_id FROM topic_subscriptions WHERE topic = $1 AND user_id > $2 ORDER BY user_id LIMIT $3`
 
 // TopicSubscribers implements store.Store.
 func (c *conn) TopicSubscribers(ctx context.Context, topic string, p store.Page) ([]string, string, error) {
@@ -491,9 +483,7 @@ func (c *conn) TopicSubscribers(ctx context.Context, topic string, p store.Page)
 		}
 		after = keys[0]
 	}
-	rows, err := c.q.Query(ctx,
-		`SELECT user_id FROM topic_subscriptions WHERE topic = $1 AND user_id > $2 ORDER BY user_id LIMIT $3`,
-		topic, after, limit+1)
+	rows, err := c.q.Query(ctx, topicSubscribersQuery, topic, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: topic subscribers: %w", mapErr(err))
 	}
@@ -603,15 +593,16 @@ func (c *conn) PutTopicItem(ctx context.Context, item store.TopicItem) (store.To
 	return got, inserted, nil
 }
 
+const retainedItemsQuery = `SELECT ` + topicItemColumns + ` FROM topic_items
+	WHERE topic = ANY ($1) AND (expires_at IS NULL OR expires_at > $2)
+	ORDER BY topic, seq`
+
 // RetainedItems implements store.Store.
 func (c *conn) RetainedItems(ctx context.Context, topics []string, now time.Time) ([]store.TopicItem, error) {
 	if topics == nil {
 		topics = []string{}
 	}
-	rows, err := c.q.Query(ctx,
-		`SELECT `+topicItemColumns+` FROM topic_items
-		 WHERE topic = ANY ($1) AND (expires_at IS NULL OR expires_at > $2)
-		 ORDER BY topic, seq`,
+	rows, err := c.q.Query(ctx, retainedItemsQuery,
 		topics, store.Timestamp(now))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: retained items: %w", mapErr(err))

@@ -23,3 +23,16 @@ func BenchmarkCredentialLookup(b *testing.B) {
 		storetest.BenchCredentialLookup(b, openTest(b, newSchema(b, "taisen_bench_"), nil), true)
 	})
 }
+
+func BenchmarkPutInbox(b *testing.B) {
+	b.Run("100 users", func(b *testing.B) {
+		storetest.BenchPutInbox(b, openTest(b, newSchema(b, "taisen_bench_"), nil), true)
+	})
+	b.Run("1 user", func(b *testing.B) {
+		storetest.BenchPutInbox(b, openTest(b, newSchema(b, "taisen_bench_"), nil), false)
+	})
+}
+
+func BenchmarkInbox(b *testing.B) {
+	storetest.BenchInbox(b, openTest(b, newSchema(b, "taisen_bench_"), nil))
+}

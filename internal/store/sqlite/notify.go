@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/taisen-dev/taisen/internal/store"
@@ -63,6 +62,9 @@ const inboxColumns = `seq, user_id, id, subject, content, content_type, sender, 
 // repeats "removed_at IS NULL".
 const pendingInbox = `user_id = ? AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`
 
+// inboxQuery lists a page of a user's pending items after a seq.
+const inboxQuery = `SELECT ` + inboxColumns + ` FROM inbox_items WHERE ` + pendingInbox + ` AND seq > ? ORDER BY seq LIMIT ?`
+
 // Inbox implements store.Store. The cursor holds the seq of the last item
 // of the page.
 func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.Page) ([]store.InboxItem, string, error) {
@@ -70,12 +72,11 @@ func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", err)
 	}
-	after, err := seqCursor(p.Cursor)
+	after, err := store.DecodeSeqCursor(p.Cursor)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", err)
 	}
-	rows, err := c.read.QueryContext(ctx,
-		`SELECT `+inboxColumns+` FROM inbox_items WHERE `+pendingInbox+` AND seq > ? ORDER BY seq LIMIT ?`,
+	rows, err := c.read.QueryContext(ctx, inboxQuery,
 		userID, formatTime(store.Timestamp(now)), after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", mapErr(err))
@@ -108,25 +109,9 @@ func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.
 	next := ""
 	if len(items) > limit {
 		items = items[:limit]
-		next = store.EncodeCursor(strconv.FormatInt(items[limit-1].Seq, 10))
+		next = store.EncodeSeqCursor(items[limit-1].Seq)
 	}
 	return items, next, nil
-}
-
-// seqCursor returns the seq a cursor of Inbox holds, 0 for "".
-func seqCursor(cursor string) (int64, error) {
-	if cursor == "" {
-		return 0, nil
-	}
-	keys, err := store.DecodeCursor(cursor, 1)
-	if err != nil {
-		return 0, err
-	}
-	seq, err := strconv.ParseInt(keys[0], 10, 64)
-	if err != nil || seq < 0 {
-		return 0, fmt.Errorf("%w: seq %q", store.ErrBadCursor, keys[0])
-	}
-	return seq, nil
 }
 
 // CountInbox implements store.Store.
@@ -179,6 +164,15 @@ func (c *conn) removeInbox(ctx context.Context, userID string, ids []string, now
 	return int(n), err
 }
 
+// pruneInboxQuery deletes up to $4 rows that left the inbox before $1
+// (= $2 = $3). The two branches are disjoint, so UNION ALL needs no sort.
+const pruneInboxQuery = `DELETE FROM inbox_items WHERE seq IN (
+	SELECT seq FROM inbox_items WHERE removed_at IS NOT NULL AND removed_at < ?
+	UNION ALL
+	SELECT seq FROM inbox_items WHERE expires_at IS NOT NULL AND expires_at < ?
+		AND (removed_at IS NULL OR removed_at >= ?)
+	LIMIT ?)`
+
 // PruneInbox implements store.Store.
 func (c *conn) PruneInbox(ctx context.Context, now time.Time, keepTombstones time.Duration, limit int) (int, error) {
 	if keepTombstones < 0 || limit <= 0 {
@@ -186,12 +180,7 @@ func (c *conn) PruneInbox(ctx context.Context, now time.Time, keepTombstones tim
 	}
 	before := formatTime(store.Timestamp(now.Add(-keepTombstones)))
 	res, err := c.write.ExecContext(ctx,
-		`DELETE FROM inbox_items WHERE seq IN (
-			SELECT seq FROM inbox_items WHERE removed_at IS NOT NULL AND removed_at < ?
-			UNION
-			SELECT seq FROM inbox_items WHERE expires_at IS NOT NULL AND expires_at < ?
-			LIMIT ?)`,
-		before, before, limit)
+		pruneInboxQuery, before, before, before, limit)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: prune inbox: %w", mapErr(err))
 	}
@@ -397,10 +386,11 @@ func (c *conn) Unsubscribe(ctx context.Context, topic string, userIDs []string) 
 	return changed, nil
 }
 
+const userTopicsQuery = `SELECT topic FROM topic_subscriptions WHERE user_id = ? ORDER BY topic`
+
 // UserTopics implements store.Store.
 func (c *conn) UserTopics(ctx context.Context, userID string) ([]string, error) {
-	rows, err := c.read.QueryContext(ctx,
-		`SELECT topic FROM topic_subscriptions WHERE user_id = ? ORDER BY topic`, userID)
+	rows, err := c.read.QueryContext(ctx, userTopicsQuery, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: user topics: %w", mapErr(err))
 	}
@@ -410,6 +400,8 @@ func (c *conn) UserTopics(ctx context.Context, userID string) ([]string, error) 
 	}
 	return topics, nil
 }
+
+const topicSubscribersQuery = `SELECT user_id FROM topic_subscriptions WHERE topic = ? AND user_id > ? ORDER BY user_id LIMIT ?`
 
 // TopicSubscribers implements store.Store.
 func (c *conn) TopicSubscribers(ctx context.Context, topic string, p store.Page) ([]string, string, error) {
@@ -425,9 +417,7 @@ func (c *conn) TopicSubscribers(ctx context.Context, topic string, p store.Page)
 		}
 		after = keys[0]
 	}
-	rows, err := c.read.QueryContext(ctx,
-		`SELECT user_id FROM topic_subscriptions WHERE topic = ? AND user_id > ? ORDER BY user_id LIMIT ?`,
-		topic, after, limit+1)
+	rows, err := c.read.QueryContext(ctx, topicSubscribersQuery, topic, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: topic subscribers: %w", mapErr(err))
 	}
@@ -540,16 +530,17 @@ func (c *conn) PutTopicItem(ctx context.Context, item store.TopicItem) (store.To
 	return got, inserted, nil
 }
 
+const retainedItemsQuery = `SELECT ` + topicItemColumns + ` FROM topic_items
+	WHERE topic IN (SELECT value FROM json_each(?)) AND (expires_at IS NULL OR expires_at > ?)
+	ORDER BY topic, seq`
+
 // RetainedItems implements store.Store.
 func (c *conn) RetainedItems(ctx context.Context, topics []string, now time.Time) ([]store.TopicItem, error) {
 	list, err := jsonList(topics)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: retained items: %w", err)
 	}
-	rows, err := c.read.QueryContext(ctx,
-		`SELECT `+topicItemColumns+` FROM topic_items
-		 WHERE topic IN (SELECT value FROM json_each(?)) AND (expires_at IS NULL OR expires_at > ?)
-		 ORDER BY topic, seq`,
+	rows, err := c.read.QueryContext(ctx, retainedItemsQuery,
 		list, formatTime(store.Timestamp(now)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: retained items: %w", mapErr(err))

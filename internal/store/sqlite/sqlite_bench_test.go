@@ -33,3 +33,16 @@ func BenchmarkLoginLookup(b *testing.B) {
 		storetest.BenchLoginLookup(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), true)
 	})
 }
+
+func BenchmarkPutInbox(b *testing.B) {
+	b.Run("100 users", func(b *testing.B) {
+		storetest.BenchPutInbox(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), true)
+	})
+	b.Run("1 user", func(b *testing.B) {
+		storetest.BenchPutInbox(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), false)
+	})
+}
+
+func BenchmarkInbox(b *testing.B) {
+	storetest.BenchInbox(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil))
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/taisen-dev/taisen/internal/store"
 )
@@ -123,6 +124,87 @@ func BenchLoginLookup(b *testing.B, s store.Store, joined bool) {
 		}
 		if _, err := s.Account(ctx, c.AccountID); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchPutInbox measures PutInbox of batches of 100 new items on s: one
+// item for each of 100 users (a notification sent to many users) when
+// spread, otherwise 100 items for one user. It reports items/s.
+func BenchPutInbox(b *testing.B, s store.Store, spread bool) {
+	const batch = 100
+	ctx := b.Context()
+	prefix := newID() + "-"
+	items := make([]store.InboxItem, batch)
+	content := make([]byte, 200)
+	var n int
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		for i := range items {
+			user := prefix + "user"
+			if spread {
+				user = prefix + strconv.Itoa(i)
+			}
+			items[i] = store.InboxItem{
+				UserID: user, ID: strconv.Itoa(n) + "-" + strconv.Itoa(i), Subject: "bench",
+				Content: content, ContentType: "application/json", Sender: "system",
+			}
+		}
+		inserted, err := s.PutInbox(ctx, items)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !inserted[batch-1] {
+			b.Fatal("PutInbox: last item not inserted")
+		}
+	}
+	b.ReportMetric(float64(n*batch)/b.Elapsed().Seconds(), "items/s")
+}
+
+// BenchInbox measures Inbox listing the first page (DefaultLimit items)
+// of a user holding 1 000 pending items and 1 000 acknowledged ones, among
+// 100 other users holding 100 items each.
+func BenchInbox(b *testing.B, s store.Store) {
+	ctx := b.Context()
+	const user = "bench-user"
+	put := func(items []store.InboxItem) {
+		if _, err := s.PutInbox(ctx, items); err != nil {
+			b.Fatal(err)
+		}
+	}
+	content := make([]byte, 200)
+	var acked []string
+	for round := range 20 {
+		var items []store.InboxItem
+		for i := range 100 {
+			id := fmt.Sprintf("r%02d-%03d", round, i)
+			items = append(items, store.InboxItem{UserID: user, ID: id, Subject: "bench", Content: content})
+			if round%2 == 0 {
+				acked = append(acked, id)
+			}
+		}
+		put(items)
+	}
+	if _, err := s.AckInbox(ctx, user, acked, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	for u := range 100 {
+		var items []store.InboxItem
+		for i := range 100 {
+			items = append(items, store.InboxItem{UserID: fmt.Sprintf("other-%03d", u), ID: strconv.Itoa(i), Subject: "bench", Content: content})
+		}
+		put(items)
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		items, next, err := s.Inbox(ctx, user, now, store.Page{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(items) != store.DefaultLimit || next == "" {
+			b.Fatalf("Inbox: %d items, next %q; want a full page and a cursor", len(items), next)
 		}
 	}
 }

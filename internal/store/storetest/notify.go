@@ -476,6 +476,50 @@ func testConcurrentPutInbox(t *testing.T, s store.Store) {
 	}
 }
 
+// testInboxCommitOrder checks that a user's items become visible in Seq
+// order: while a transaction that put an item is open, a second put for
+// the same user must not become visible ahead of it, or a reader would
+// list [zero, second] now and [zero, first, second] later, and a cursor
+// past "second" would skip "first". Every listing taken while the
+// transaction is open must be a prefix of the final listing.
+func testInboxCommitOrder(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustPutInbox(t, s, item("alice", "zero"))
+	done := make(chan error, 1)
+	var seen [][]string
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.PutInbox(ctx, []store.InboxItem{item("alice", "first")}); err != nil {
+			return err
+		}
+		go func() {
+			_, err := s.PutInbox(ctx, []store.InboxItem{item("alice", "second")})
+			done <- err
+		}()
+		// Read while the transaction is open. A store that lets "second"
+		// commit first shows it within these reads; one that orders the
+		// commits keeps the second put waiting, and the reads only ever
+		// see "zero".
+		for range 30 {
+			items, _, err := s.Inbox(ctx, "alice", t0, store.Page{})
+			if err != nil {
+				return err
+			}
+			seen = append(seen, inboxIDs(t, "Inbox during the transaction", items))
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
+	})
+	checkErr(t, "InTx", err, nil)
+	checkErr(t, "PutInbox(second)", <-done, nil)
+	final := inboxIDs(t, "Inbox", listInbox(t, s, "alice", t0, 0))
+	checkIDs(t, "Inbox after both puts", final, []string{"zero", "first", "second"})
+	for _, ids := range seen {
+		if len(ids) > len(final) || !slices.Equal(ids, final[:len(ids)]) {
+			t.Fatalf("Inbox during the transaction listed %q, not a prefix of the final %q", ids, final)
+		}
+	}
+}
+
 func testTopics(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	before := time.Now()
@@ -1040,6 +1084,7 @@ var notifyTests = []struct {
 	{"InboxPrune", testInboxPrune},
 	{"PutInboxInvalid", testPutInboxInvalid},
 	{"ConcurrentPutInbox", testConcurrentPutInbox},
+	{"InboxCommitOrder", testInboxCommitOrder},
 	{"Topics", testTopics},
 	{"Subscriptions", testSubscriptions},
 	{"MaxSubscribers", testMaxSubscribers},

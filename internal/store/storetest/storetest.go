@@ -699,6 +699,30 @@ func testClose(t *testing.T, s store.Store) {
 		}},
 		{"UnlinkCredential", func() error { return s.UnlinkCredential(ctx, store.CredentialDevice, "device-alice") }},
 		{"SetAccountDisabled", func() error { return s.SetAccountDisabled(ctx, a.ID, time.Now()) }},
+		{"PutInbox", func() error {
+			_, err := s.PutInbox(ctx, []store.InboxItem{{UserID: a.ID, ID: "n1"}})
+			return err
+		}},
+		{"Inbox", func() error {
+			_, _, err := s.Inbox(ctx, a.ID, time.Now(), store.Page{})
+			return err
+		}},
+		{"AckInbox", func() error {
+			_, err := s.AckInbox(ctx, a.ID, []string{"n1"}, time.Now())
+			return err
+		}},
+		{"PutTopic", func() error {
+			_, err := s.PutTopic(ctx, store.Topic{Name: "news"})
+			return err
+		}},
+		{"Subscribe", func() error {
+			_, err := s.Subscribe(ctx, "news", []string{a.ID})
+			return err
+		}},
+		{"PutTopicItem", func() error {
+			_, _, err := s.PutTopicItem(ctx, store.TopicItem{Topic: "news", ID: "i1"})
+			return err
+		}},
 		{"Ping", func() error { return s.Ping(ctx) }},
 	}
 	for _, tt := range calls {
