@@ -87,6 +87,10 @@ type App struct {
 	// notify is set once the notify role started; the gateway's session
 	// hook reads it.
 	notify atomic.Pointer[notify.Service]
+	// live caches the live node ids for presence (liveNodes).
+	liveMu sync.Mutex
+	live   map[string]bool
+	liveAt time.Time
 
 	clientLn, adminLn net.Listener
 	clientSrv         *http.Server

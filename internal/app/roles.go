@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
@@ -395,7 +396,8 @@ func (notifyRole) Name() string { return "notify" }
 func (r notifyRole) Start(ctx context.Context) error {
 	a := r.a
 	svc, err := notify.New(notify.Config{}, notify.Deps{Gateway: a.gw, Store: a.store, Bus: a.bus,
-		Logger: a.log.With("component", "notify"), Clock: a.opts.Clock, Metrics: a.reg})
+		Logger: a.log.With("component", "notify"), Clock: a.opts.Clock, Metrics: a.reg,
+		NodeID: a.cfg.NodeID, LiveNodes: a.liveNodes})
 	if err != nil {
 		return err
 	}
@@ -415,4 +417,27 @@ func (r notifyRole) Stop(context.Context) error {
 		svc.Stop()
 	}
 	return nil
+}
+
+// liveNodes returns the nodes whose heartbeat records are live, read at
+// most once a second; nil (all alive) until the control role started.
+func (a *App) liveNodes(ctx context.Context) (map[string]bool, error) {
+	a.liveMu.Lock()
+	defer a.liveMu.Unlock()
+	if a.nodes == nil {
+		return nil, nil
+	}
+	if a.live != nil && time.Since(a.liveAt) < time.Second {
+		return a.live, nil
+	}
+	recs, err := a.nodes.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	live := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		live[r.NodeId] = true
+	}
+	a.live, a.liveAt = live, time.Now()
+	return live, nil
 }

@@ -31,6 +31,8 @@ func (s *Service) RegisterOps(r *gateway.Registry) error {
 		gateway.RegisterTyped(r, "notify.topics.unsubscribe", s.UnsubscribeSelf),
 		gateway.RegisterTyped(r, "notify.topics.list", s.ListMyTopics),
 		gateway.RegisterTyped(r, "presence.status.set", s.SetStatus),
+		gateway.RegisterTyped(r, "presence.follow", s.Follow),
+		gateway.RegisterTyped(r, "presence.unfollow", s.Unfollow),
 		r.HandleAck(s.onAck),
 	} {
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
 	clusterv1 "github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1"
 	"github.com/taisen-dev/taisen/internal/bus"
 	"github.com/taisen-dev/taisen/internal/clock"
@@ -55,6 +56,9 @@ type Config struct {
 	LoginWorkers int
 	// JanitorInterval is how often expired items are pruned.
 	JanitorInterval time.Duration
+	// NodeCheckInterval is how often a node with presence followers looks
+	// for nodes that stopped without a word (default 5s).
+	NodeCheckInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -66,6 +70,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.JanitorInterval <= 0 {
 		c.JanitorInterval = time.Minute
+	}
+	if c.NodeCheckInterval <= 0 {
+		c.NodeCheckInterval = 5 * time.Second
 	}
 	return c
 }
@@ -80,6 +87,12 @@ type Deps struct {
 	Clock clock.Clock
 	// Metrics registers the service's metrics; none when nil.
 	Metrics prometheus.Registerer
+	// LiveNodes returns the ids of the nodes that are alive (their
+	// heartbeat records); presence treats a session on any other node as
+	// offline. Nil: every node counts as alive.
+	LiveNodes func(ctx context.Context) (map[string]bool, error)
+	// NodeID is this node's id, announced with presence changes.
+	NodeID string
 }
 
 // Service is the notification and presence service of one node.
@@ -96,10 +109,13 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	logins  chan loginJob
-	acks    chan ackJob
-	idx     *topicIndex
-	metrics *metrics
+	logins    chan loginJob
+	acks      chan ackJob
+	idx       *topicIndex
+	follows   *followIndex
+	metrics   *metrics
+	liveNodes func(ctx context.Context) (map[string]bool, error)
+	nodeID    string
 }
 
 // New builds the service; Start starts it.
@@ -117,6 +133,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s := &Service{cfg: cfg, gw: deps.Gateway, st: deps.Store, bus: deps.Bus, log: deps.Logger, clock: deps.Clock,
 		logins: make(chan loginJob, 4096), acks: make(chan ackJob, 4096)}
 	s.idx = newTopicIndex(s)
+	s.follows = newFollowIndex(s)
+	s.liveNodes, s.nodeID = deps.LiveNodes, deps.NodeID
 	s.metrics = newMetrics(deps.Metrics)
 	return s, nil
 }
@@ -151,6 +169,8 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.wg.Add(1)
 	go s.janitor()
+	s.wg.Add(1)
+	go s.watchNodes()
 	return nil
 }
 
@@ -161,6 +181,7 @@ func (s *Service) Stop() {
 	}
 	s.cancel()
 	s.idx.close()
+	s.follows.close()
 	s.wg.Wait()
 }
 
@@ -174,14 +195,24 @@ func (s *Service) OnSession(ev gateway.SessionEvent) {
 		// the login job.
 		s.idx.addSession(ev.UserID, ev.SessionID)
 		s.queueLogin(loginJob{user: ev.UserID, session: ev.SessionID, fresh: true})
+		s.announcePresence(s.ctx, &apiv1.Presence{UserId: ev.UserID, State: apiv1.PresenceState_PRESENCE_STATE_ONLINE, SinceMs: ev.At.UnixMilli()}, s.nodeID)
 	case gateway.SessionResumed:
 		// Resumed from another node: this node must learn its topics (the
 		// resume replayed what it missed; nothing is pushed again).
 		if s.idx.addSession(ev.UserID, ev.SessionID) {
 			s.queueLogin(loginJob{user: ev.UserID, session: ev.SessionID})
+			s.announcePresence(s.ctx, &apiv1.Presence{UserId: ev.UserID, State: apiv1.PresenceState_PRESENCE_STATE_ONLINE, SinceMs: ev.At.UnixMilli()}, s.nodeID)
 		}
 	case gateway.SessionEnded:
 		s.idx.remove(ev.UserID, ev.SessionID)
+		s.follows.remove(ev.SessionID)
+		switch ev.Cause {
+		case gateway.EndLogout, gateway.EndKicked, gateway.EndExpired:
+			// Over for good (a replaced or moved session lives on and its
+			// new node announces it). One core publish; nobody listening
+			// costs nothing.
+			s.announcePresence(s.ctx, &apiv1.Presence{UserId: ev.UserID, State: apiv1.PresenceState_PRESENCE_STATE_OFFLINE, SinceMs: ev.At.UnixMilli()}, "")
+		}
 	}
 }
 

@@ -347,3 +347,75 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// presenceNext reads the next presence push.
+func (p *player) presenceNext() *apiv1.Presence {
+	p.t.Helper()
+	select {
+	case push, ok := <-p.s.Pushes():
+		if !ok {
+			p.t.Fatalf("socket ended: %v", p.s.Err())
+		}
+		if push.GetKind() != "presence" {
+			p.t.Fatalf("push %v, want presence", push)
+		}
+		pr := &apiv1.Presence{}
+		if err := proto.Unmarshal(push.GetPayload(), pr); err != nil {
+			p.t.Fatal(err)
+		}
+		return pr
+	case <-time.After(20 * time.Second):
+		p.t.Fatal("no presence change")
+	}
+	return nil
+}
+
+// TestPresenceFollow: a follower on node A hears a user on node B come
+// online, start playing, log out, and go away with a node that stopped.
+func TestPresenceFollow(t *testing.T) {
+	url := taisentest.StartNATS(t)
+	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a})
+	alice := join(t, a, "device-follow-alice")
+	bob := join(t, b, "device-follow-bob")
+	bobID := bob.user
+
+	resp := &apiv1.FollowResponse{}
+	if err := alice.call("presence.follow", &apiv1.FollowRequest{UserIds: []string{bobID}}, resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Presences) != 1 || resp.Presences[0].State != apiv1.PresenceState_PRESENCE_STATE_ONLINE {
+		t.Fatalf("follow: %v", resp.Presences)
+	}
+	st := &apiv1.SetStatusResponse{}
+	if err := bob.call("presence.status.set", &apiv1.SetStatusRequest{Playing: true, Activity: "duel"}, st); err != nil {
+		t.Fatal(err)
+	}
+	if pr := alice.presenceNext(); pr.UserId != bobID || pr.State != apiv1.PresenceState_PRESENCE_STATE_PLAYING || pr.Activity != "duel" {
+		t.Fatalf("after status: %v", pr)
+	}
+	if err := logout(bob); err != nil {
+		t.Fatal(err)
+	}
+	if pr := alice.presenceNext(); pr.State != apiv1.PresenceState_PRESENCE_STATE_OFFLINE {
+		t.Fatalf("after logout: %v", pr)
+	}
+	bob = join(t, b, "device-follow-bob")
+	if pr := alice.presenceNext(); pr.State != apiv1.PresenceState_PRESENCE_STATE_ONLINE {
+		t.Fatalf("after login: %v", pr)
+	}
+	// Node B stops: its heartbeat record expires and A tells the follower.
+	b.Stop()
+	if pr := alice.presenceNext(); pr.State != apiv1.PresenceState_PRESENCE_STATE_OFFLINE {
+		t.Fatalf("after node B stopped: %v", pr)
+	}
+	pres, err := admin(a).GetPresence(ctxT(t), connect.NewRequest(&adminv1.GetPresenceRequest{UserIds: []string{bobID}}))
+	if err != nil || pres.Msg.Presences[0].State != apiv1.PresenceState_PRESENCE_STATE_OFFLINE {
+		t.Fatalf("presence of a user on a stopped node: %v %v", pres, err)
+	}
+	// Unfollow: no more pushes.
+	if err := alice.call("presence.unfollow", &apiv1.FollowRequest{UserIds: []string{bobID}}, resp); err != nil {
+		t.Fatal(err)
+	}
+	alice.none()
+}

@@ -32,7 +32,16 @@ func (s *Service) GetPresence(ctx context.Context, users []string) ([]*apiv1.Pre
 	if err := validateUsers(users); err != nil {
 		return nil, err
 	}
+	ps, _, err := s.presences(ctx, users)
+	return ps, err
+}
+
+// presences reads users' records; a record naming a node that is not
+// alive (it stopped without a word; the record waits for its TTL) reads
+// as offline. It also returns the node of each online user.
+func (s *Service) presences(ctx context.Context, users []string) ([]*apiv1.Presence, []string, error) {
 	out := make([]*apiv1.Presence, len(users))
+	nodes := make([]string, len(users))
 	errs := make([]error, len(users))
 	s.each(users, func(i int, u string) {
 		rec, err := s.gw.Lookup(ctx, u)
@@ -41,11 +50,29 @@ func (s *Service) GetPresence(ctx context.Context, users []string) ([]*apiv1.Pre
 			return
 		}
 		out[i] = presenceOf(u, rec)
+		if rec != nil {
+			nodes[i] = rec.NodeId
+		}
 	})
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	if s.liveNodes != nil {
+		live, err := s.liveNodes(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, p := range out {
+			if live == nil {
+				break // not known yet: every node counts as alive
+			}
+			if nodes[i] != "" && !live[nodes[i]] {
+				out[i] = presenceOf(p.UserId, nil)
+				nodes[i] = ""
+			}
+		}
+	}
+	return out, nodes, nil
 }
 
 // SetStatus is the socket operation presence.status.set: the status goes
@@ -58,5 +85,7 @@ func (s *Service) SetStatus(ctx context.Context, call gateway.Call, req *apiv1.S
 	if err != nil {
 		return nil, err
 	}
-	return &apiv1.SetStatusResponse{Presence: presenceOf(call.UserID, rec)}, nil
+	p := presenceOf(call.UserID, rec)
+	s.announcePresence(ctx, p, rec.NodeId)
+	return &apiv1.SetStatusResponse{Presence: p}, nil
 }

@@ -85,6 +85,63 @@ func (x *TopicSubscriptionChange) GetSubscribe() bool {
 	return false
 }
 
+// PresenceChange is published by the node holding a user's session when
+// the user's presence changes (bus subject taisen.presence.<user>), for
+// nodes with local followers of that user.
+type PresenceChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// presence is the user's new presence (taisen.api.v1.Presence).
+	Presence []byte `protobuf:"bytes,1,opt,name=presence,proto3" json:"presence,omitempty"`
+	// node_id holds the session (empty when offline).
+	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceChange) Reset() {
+	*x = PresenceChange{}
+	mi := &file_taisen_cluster_v1_notify_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceChange) ProtoMessage() {}
+
+func (x *PresenceChange) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_cluster_v1_notify_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceChange.ProtoReflect.Descriptor instead.
+func (*PresenceChange) Descriptor() ([]byte, []int) {
+	return file_taisen_cluster_v1_notify_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PresenceChange) GetPresence() []byte {
+	if x != nil {
+		return x.Presence
+	}
+	return nil
+}
+
+func (x *PresenceChange) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 var File_taisen_cluster_v1_notify_proto protoreflect.FileDescriptor
 
 const file_taisen_cluster_v1_notify_proto_rawDesc = "" +
@@ -93,7 +150,10 @@ const file_taisen_cluster_v1_notify_proto_rawDesc = "" +
 	"\x17TopicSubscriptionChange\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x19\n" +
 	"\buser_ids\x18\x02 \x03(\tR\auserIds\x12\x1c\n" +
-	"\tsubscribe\x18\x03 \x01(\bR\tsubscribeB\xcb\x01\n" +
+	"\tsubscribe\x18\x03 \x01(\bR\tsubscribe\"E\n" +
+	"\x0ePresenceChange\x12\x1a\n" +
+	"\bpresence\x18\x01 \x01(\fR\bpresence\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeIdB\xcb\x01\n" +
 	"\x15com.taisen.cluster.v1B\vNotifyProtoP\x01Z?github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1;clusterv1\xa2\x02\x03TCX\xaa\x02\x11Taisen.Cluster.V1\xca\x02\x11Taisen\\Cluster\\V1\xe2\x02\x1dTaisen\\Cluster\\V1\\GPBMetadata\xea\x02\x13Taisen::Cluster::V1b\x06proto3"
 
 var (
@@ -108,9 +168,10 @@ func file_taisen_cluster_v1_notify_proto_rawDescGZIP() []byte {
 	return file_taisen_cluster_v1_notify_proto_rawDescData
 }
 
-var file_taisen_cluster_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_taisen_cluster_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_taisen_cluster_v1_notify_proto_goTypes = []any{
 	(*TopicSubscriptionChange)(nil), // 0: taisen.cluster.v1.TopicSubscriptionChange
+	(*PresenceChange)(nil),          // 1: taisen.cluster.v1.PresenceChange
 }
 var file_taisen_cluster_v1_notify_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -131,7 +192,7 @@ func file_taisen_cluster_v1_notify_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taisen_cluster_v1_notify_proto_rawDesc), len(file_taisen_cluster_v1_notify_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

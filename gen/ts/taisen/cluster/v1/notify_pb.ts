@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taisen/cluster/v1/notify.proto.
  */
 export const file_taisen_cluster_v1_notify: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YWlzZW4vY2x1c3Rlci92MS9ub3RpZnkucHJvdG8SEXRhaXNlbi5jbHVzdGVyLnYxIk0KF1RvcGljU3Vic2NyaXB0aW9uQ2hhbmdlEg0KBXRvcGljGAEgASgJEhAKCHVzZXJfaWRzGAIgAygJEhEKCXN1YnNjcmliZRgDIAEoCELLAQoVY29tLnRhaXNlbi5jbHVzdGVyLnYxQgtOb3RpZnlQcm90b1ABWj9naXRodWIuY29tL3RhaXNlbi1kZXYvdGFpc2VuL2dlbi9nby90YWlzZW4vY2x1c3Rlci92MTtjbHVzdGVydjGiAgNUQ1iqAhFUYWlzZW4uQ2x1c3Rlci5WMcoCEVRhaXNlblxDbHVzdGVyXFYx4gIdVGFpc2VuXENsdXN0ZXJcVjFcR1BCTWV0YWRhdGHqAhNUYWlzZW46OkNsdXN0ZXI6OlYxYgZwcm90bzM");
+  fileDesc("Ch50YWlzZW4vY2x1c3Rlci92MS9ub3RpZnkucHJvdG8SEXRhaXNlbi5jbHVzdGVyLnYxIk0KF1RvcGljU3Vic2NyaXB0aW9uQ2hhbmdlEg0KBXRvcGljGAEgASgJEhAKCHVzZXJfaWRzGAIgAygJEhEKCXN1YnNjcmliZRgDIAEoCCIzCg5QcmVzZW5jZUNoYW5nZRIQCghwcmVzZW5jZRgBIAEoDBIPCgdub2RlX2lkGAIgASgJQssBChVjb20udGFpc2VuLmNsdXN0ZXIudjFCC05vdGlmeVByb3RvUAFaP2dpdGh1Yi5jb20vdGFpc2VuLWRldi90YWlzZW4vZ2VuL2dvL3RhaXNlbi9jbHVzdGVyL3YxO2NsdXN0ZXJ2MaICA1RDWKoCEVRhaXNlbi5DbHVzdGVyLlYxygIRVGFpc2VuXENsdXN0ZXJcVjHiAh1UYWlzZW5cQ2x1c3RlclxWMVxHUEJNZXRhZGF0YeoCE1RhaXNlbjo6Q2x1c3Rlcjo6VjFiBnByb3RvMw");
 
 /**
  * TopicSubscriptionChange tells every node that users were subscribed to
@@ -43,4 +43,34 @@ export type TopicSubscriptionChange = Message<"taisen.cluster.v1.TopicSubscripti
  */
 export const TopicSubscriptionChangeSchema: GenMessage<TopicSubscriptionChange> = /*@__PURE__*/
   messageDesc(file_taisen_cluster_v1_notify, 0);
+
+/**
+ * PresenceChange is published by the node holding a user's session when
+ * the user's presence changes (bus subject taisen.presence.<user>), for
+ * nodes with local followers of that user.
+ *
+ * @generated from message taisen.cluster.v1.PresenceChange
+ */
+export type PresenceChange = Message<"taisen.cluster.v1.PresenceChange"> & {
+  /**
+   * presence is the user's new presence (taisen.api.v1.Presence).
+   *
+   * @generated from field: bytes presence = 1;
+   */
+  presence: Uint8Array;
+
+  /**
+   * node_id holds the session (empty when offline).
+   *
+   * @generated from field: string node_id = 2;
+   */
+  nodeId: string;
+};
+
+/**
+ * Describes the message taisen.cluster.v1.PresenceChange.
+ * Use `create(PresenceChangeSchema)` to create a new message.
+ */
+export const PresenceChangeSchema: GenMessage<PresenceChange> = /*@__PURE__*/
+  messageDesc(file_taisen_cluster_v1_notify, 1);
 
