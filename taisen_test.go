@@ -200,3 +200,30 @@ func TestErrorIs(t *testing.T) {
 		t.Errorf("NewError without args formatted the message: %q", m)
 	}
 }
+
+// TestSendNotificationFromGo sends a stored notification from game code
+// to a user who logged out; it arrives at the next login.
+func TestSendNotificationFromGo(t *testing.T) {
+	ctx := testCtx(t)
+	if _, _, err := (&taisen.Server{}).SendNotification(ctx, []string{"u"}, taisen.Notification{}); !errors.Is(err, taisen.ErrNotStarted) {
+		t.Fatalf("before Start: %v", err)
+	}
+	srv := startServer(t, func(*taisen.Server) {})
+	sock, user := dial(t, srv, "device-go-notify")
+	if err := sock.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, out, err := srv.SendNotification(ctx, []string{user}, taisen.Notification{ID: "reward-1", Subject: "reward", Content: []byte("100 gold"), Mode: taisen.NotifyStored})
+	if err != nil || id != "reward-1" || out[0] != taisen.SendStored {
+		t.Fatalf("send: %q %v %v", id, out, err)
+	}
+	sock, _ = dial(t, srv, "device-go-notify")
+	select {
+	case p := <-sock.Pushes():
+		if p.GetKind() != "notify" || p.GetId() != "reward-1" {
+			t.Fatalf("push %v", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stored notification did not arrive at login")
+	}
+}

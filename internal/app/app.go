@@ -203,6 +203,9 @@ func (a *App) NATSURL() string {
 // to deliver pushes).
 func (a *App) Gateway() *gateway.Gateway { return a.gw }
 
+// Notify returns the node's notification service (nil before it started).
+func (a *App) Notify() *notify.Service { return a.notify.Load() }
+
 // Logger is the node's logger.
 func (a *App) Logger() *slog.Logger { return a.log }
 
