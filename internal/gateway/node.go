@@ -176,6 +176,9 @@ func (g *Gateway) handleTakeOver(t *clusterv1.TakeOver) *clusterv1.TakeOverReply
 	}
 	pushes, complete := s.after(t.LastSeq)
 	reply := &clusterv1.TakeOverReply{Found: true, Complete: complete, Pushes: pushes, LastSeq: s.seq, SinceMs: s.sinceMs}
+	if st := s.status; st != nil {
+		reply.Playing, reply.Activity, reply.StatusSinceMs = st.playing, st.activity, st.sinceMs
+	}
 	s.state = sessEnded
 	c := s.conn
 	s.conn = nil

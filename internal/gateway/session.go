@@ -458,6 +458,10 @@ func (g *Gateway) resumeRemote(ctx context.Context, s *Session, lastSeq uint64) 
 	for _, p := range to.Pushes {
 		s.keep(p, g.cfg)
 	}
+	if to.StatusSinceMs != 0 {
+		// The status moves with the session; the next refresh writes it.
+		s.status = &sessStatus{playing: to.Playing, activity: to.Activity, sinceMs: to.StatusSinceMs}
+	}
 	s.resumed = true
 	s.clientLast = lastSeq
 	s.mu.Unlock()

@@ -538,8 +538,12 @@ type TakeOverReply struct {
 	// pushes are the pushes after last_seq, in order.
 	Pushes []*v1.Push `protobuf:"bytes,3,rep,name=pushes,proto3" json:"pushes,omitempty"`
 	// last_seq is the highest seq the session has assigned.
-	LastSeq       uint64 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	SinceMs       int64  `protobuf:"varint,5,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	LastSeq uint64 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	SinceMs int64  `protobuf:"varint,5,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	// The presence status the client had set (SessionRecord fields).
+	Playing       bool   `protobuf:"varint,6,opt,name=playing,proto3" json:"playing,omitempty"`
+	Activity      string `protobuf:"bytes,7,opt,name=activity,proto3" json:"activity,omitempty"`
+	StatusSinceMs int64  `protobuf:"varint,8,opt,name=status_since_ms,json=statusSinceMs,proto3" json:"status_since_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -605,6 +609,27 @@ func (x *TakeOverReply) GetLastSeq() uint64 {
 func (x *TakeOverReply) GetSinceMs() int64 {
 	if x != nil {
 		return x.SinceMs
+	}
+	return 0
+}
+
+func (x *TakeOverReply) GetPlaying() bool {
+	if x != nil {
+		return x.Playing
+	}
+	return false
+}
+
+func (x *TakeOverReply) GetActivity() string {
+	if x != nil {
+		return x.Activity
+	}
+	return ""
+}
+
+func (x *TakeOverReply) GetStatusSinceMs() int64 {
+	if x != nil {
+		return x.StatusSinceMs
 	}
 	return 0
 }
@@ -870,13 +895,16 @@ const file_taisen_cluster_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x19\n" +
 	"\blast_seq\x18\x03 \x01(\x04R\alastSeq\x12\x1e\n" +
-	"\vnew_node_id\x18\x04 \x01(\tR\tnewNodeId\"\xa9\x01\n" +
+	"\vnew_node_id\x18\x04 \x01(\tR\tnewNodeId\"\x87\x02\n" +
 	"\rTakeOverReply\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1a\n" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x120\n" +
 	"\x06pushes\x18\x03 \x03(\v2\x18.taisen.realtime.v1.PushR\x06pushes\x12\x19\n" +
 	"\blast_seq\x18\x04 \x01(\x04R\alastSeq\x12\x19\n" +
-	"\bsince_ms\x18\x05 \x01(\x03R\asinceMs\"\xc0\x01\n" +
+	"\bsince_ms\x18\x05 \x01(\x03R\asinceMs\x12\x18\n" +
+	"\aplaying\x18\x06 \x01(\bR\aplaying\x12\x1a\n" +
+	"\bactivity\x18\a \x01(\tR\bactivity\x12&\n" +
+	"\x0fstatus_since_ms\x18\b \x01(\x03R\rstatusSinceMs\"\xc0\x01\n" +
 	"\aDeliver\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
