@@ -42,7 +42,7 @@ const (
 	maxFollowUsers = 100 // users of one presence.follow or unfollow
 	maxAckIDs      = 64  // ids of one Ack frame
 	maxIDLen       = 128 // bytes of a notification id
-	maxActivityLen = 128 // characters of a status activity
+	maxActivityLen = 128 // bytes of a status activity (as the server counts)
 )
 
 // DefaultDedupSize is the number of notification ids a Deduper made with
@@ -354,12 +354,12 @@ func (s *Socket) MyTopics(ctx context.Context) ([]string, error) {
 }
 
 // SetStatus sets the session's presence status: playing (with an activity
-// text of at most 128 characters, such as "in a ranked match") or online
-// and idle. Followers of the user are pushed the change. It returns the
+// text of at most 128 bytes, such as "in a ranked match") or online and
+// idle. Followers of the user are pushed the change. It returns the
 // user's presence as others now see it.
 func (s *Socket) SetStatus(ctx context.Context, playing bool, activity string) (*apiv1.Presence, error) {
-	if n := len([]rune(activity)); n > maxActivityLen {
-		return nil, fmt.Errorf("client: set status: activity of %d characters: at most %d", n, maxActivityLen)
+	if len(activity) > maxActivityLen {
+		return nil, fmt.Errorf("client: set status: activity of %d bytes: at most %d", len(activity), maxActivityLen)
 	}
 	resp := &apiv1.SetStatusResponse{}
 	if err := s.call(ctx, opSetStatus, &apiv1.SetStatusRequest{Playing: playing, Activity: activity}, resp); err != nil {
