@@ -399,3 +399,50 @@ func TestIntegrationPresenceFollow(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegrationNotifyAcksSurviveReconnect: ids acknowledged while the
+// socket is reconnecting go out on the next connection.
+func TestIntegrationNotifyAcksSurviveReconnect(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	s := notifSock(t, n, FormatBinary, newDevice(t), DialOptions{AutoReconnect: true, Backoff: Backoff{Min: 300 * time.Millisecond, Max: 300 * time.Millisecond}})
+	user := s.Welcome().GetUserId()
+	require.Equal(t, adminv1.SendOutcome_SEND_OUTCOME_DELIVERED, sendNote(t, n, apiv1.NotifyMode_NOTIFY_MODE_STORED, "late-ack", user))
+	assert.Equal(t, "late-ack", nextNote(t, s).GetId())
+	dropConn(t, s)
+	require.NoError(t, s.AckNotifications("late-ack"))
+	require.Equal(t, EventResumed, nextEvent(t, s, EventResumed, EventReset).Kind)
+	waitUntil(t, "the ack sent after reconnecting", func() bool { return len(inboxIDs(t, s)) == 0 })
+	noNote(t, s)
+}
+
+// TestIntegrationNotifyOnPushesByDefault: without
+// DialOptions.Notifications, notifications stay on Pushes, where
+// DecodeNotification reads them in either format, and Notifications only
+// closes when the socket ends.
+func TestIntegrationNotifyOnPushesByDefault(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	for _, f := range formats {
+		t.Run(f.String(), func(t *testing.T) {
+			s := loginSock(t, newTestClient(t, n, WithFormat(f)), DeviceCredential(newDevice(t), true), DialOptions{})
+			user := s.Welcome().GetUserId()
+			require.Equal(t, adminv1.SendOutcome_SEND_OUTCOME_DELIVERED, sendNote(t, n, apiv1.NotifyMode_NOTIFY_MODE_STORED, "plain", user))
+			p := nextPush(t, s)
+			assert.Equal(t, PushKindNotification, p.GetKind())
+			assert.Equal(t, "plain", p.GetId())
+			note, err := s.DecodeNotification(p)
+			require.NoError(t, err)
+			assert.Equal(t, "plain", note.GetId())
+			assert.JSONEq(t, `{"coins":5}`, string(note.GetContent()))
+			_, err = s.DecodePresence(p)
+			assert.Error(t, err, "not a presence push")
+			select {
+			case note := <-s.Notifications():
+				t.Fatalf("notification %v without DialOptions.Notifications", note)
+			default:
+			}
+			require.NoError(t, s.Close())
+			_, ok := <-s.Notifications()
+			assert.False(t, ok, "closed with the socket")
+		})
+	}
+}
