@@ -459,8 +459,9 @@ func (s *Socket) Ping(ctx context.Context) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// Logout ends the session for good on the server (no resume) and waits
-// until the server closed the socket; Err then reports CLOSE_REASON_NORMAL.
+// Logout sends the acknowledgements AckNotifications queued, then ends
+// the session for good on the server (no resume) and waits until the
+// server closed the socket; Err then reports CLOSE_REASON_NORMAL.
 // If ctx ends first the socket is closed locally. If the connection drops
 // during Logout, the socket ends anyway and the server session expires
 // after its resume grace.
@@ -483,7 +484,8 @@ func (s *Socket) Logout(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the socket: it sends a WebSocket close frame, waits briefly
+// Close closes the socket: it sends the acknowledgements AckNotifications
+// queued (when connected), then a WebSocket close frame, waits briefly
 // for the server to close the connection, and stops the socket's
 // goroutines. The server keeps the session resumable for its resume grace
 // (Logout ends it). Requests in flight fail. Close is idempotent and
