@@ -59,6 +59,42 @@
 // (CLOSE_REASON_SLOW), after which the socket reconnects and resumes if
 // AutoReconnect is set.
 //
+// # Notifications, topics and presence
+//
+// With DialOptions.Notifications set, the pushes of kind notify (the
+// notification service's per-user notifications and topic items) arrive
+// decoded on Notifications instead of Pushes, with the same flow control,
+// and each notification id only once:
+//
+//	sock, err := c.Login(ctx, cred, client.DialOptions{AutoReconnect: true,
+//		Notifications: &client.NotificationOptions{}})
+//	...
+//	for n := range sock.Notifications() {
+//		process(n) // idempotently: delivery is at least once
+//		if n.GetMode() == apiv1.NotifyMode_NOTIFY_MODE_STORED {
+//			_ = sock.AckNotifications(n.GetId())
+//		}
+//	}
+//
+// Delivery is at least once. A stored notification is kept in the user's
+// inbox until acknowledged (AckNotifications, or NotificationOptions.AutoAck)
+// or deleted (DeleteNotifications): it arrives live, and again at every
+// login, also after a reconnection that could not resume (EventReset) and
+// on another node; a topic's retained items arrive on subscribe and at
+// every login. The socket's Deduper remembers the last DefaultDedupSize
+// notifications it handed over and drops copies of them (acknowledging a
+// copy again when the application had acknowledged it, in case the first
+// ack was lost); share one Deduper between the sockets a process opens for
+// one user. A notification that the Deduper forgot, or that another
+// process received, arrives again.
+//
+// The typed operations: ListInbox pages through the kept notifications;
+// SubscribeTopic, UnsubscribeTopic and MyTopics manage the topics the user
+// follows (those the server lets clients subscribe to); SetStatus sets
+// the session's presence status; FollowPresence and UnfollowPresence
+// follow other users, whose presence changes arrive on Pushes as pushes of
+// kind presence (DecodePresence).
+//
 // # Reconnection
 //
 // With DialOptions.AutoReconnect, a socket that drops unexpectedly, or that

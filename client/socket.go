@@ -80,6 +80,10 @@ type DialOptions struct {
 	MaxMessageBytes int64
 	// WriteTimeout bounds one frame write (DefaultWriteTimeout when 0).
 	WriteTimeout time.Duration
+	// Notifications, when set, decodes the pushes of kind notify and
+	// hands them to Socket.Notifications, each notification once, instead
+	// of to Pushes.
+	Notifications *NotificationOptions
 }
 
 func (o DialOptions) normalize(c *Client) (DialOptions, error) {
@@ -113,6 +117,13 @@ func (o DialOptions) normalize(c *Client) (DialOptions, error) {
 	}
 	if o.Session != nil {
 		o.Session = proto.CloneOf(o.Session)
+	}
+	if o.Notifications != nil {
+		n := *o.Notifications
+		if n.Dedup == nil {
+			n.Dedup = NewDeduper(DefaultDedupSize)
+		}
+		o.Notifications = &n
 	}
 	return o, nil
 }
@@ -188,6 +199,7 @@ type Socket struct {
 	log  *slog.Logger
 
 	pushes     chan *realtimev1.Push
+	notes      chan *apiv1.Notification
 	ephemerals chan *realtimev1.Ephemeral
 	events     chan Event
 	// ephemeralDropped counts ephemeral messages dropped because
@@ -212,6 +224,13 @@ type Socket struct {
 	err        error               // guarded by mu; set when done is closed
 	closed     bool                // guarded by mu; Close was called
 	loggingOut bool                // guarded by mu
+
+	// Notification acknowledgements waiting for their Ack frame (see
+	// AckNotifications).
+	ackMu    sync.Mutex
+	ackIDs   []string    // guarded by ackMu
+	ackTimer *time.Timer // guarded by ackMu; armed while ackIDs waits
+	ackEnded bool        // guarded by ackMu; the socket ended
 }
 
 // Dial connects a socket and returns once the server's Welcome arrived, or
@@ -241,6 +260,7 @@ func (c *Client) dial(ctx context.Context, opts DialOptions) (*Socket, error) {
 		opts:   opts,
 		log:    c.log,
 		pushes: make(chan *realtimev1.Push, opts.PushBuffer),
+		notes:  make(chan *apiv1.Notification, notesBuffer(opts)),
 
 		ephemerals: make(chan *realtimev1.Ephemeral, opts.PushBuffer),
 		events:     make(chan Event, eventBuffer),
@@ -261,11 +281,22 @@ func (c *Client) dial(ctx context.Context, opts DialOptions) (*Socket, error) {
 	return s, nil
 }
 
+// notesBuffer is the capacity of the Notifications channel: none when
+// notifications are not routed there.
+func notesBuffer(o DialOptions) int {
+	if o.Notifications == nil {
+		return 0
+	}
+	return o.PushBuffer
+}
+
 // Pushes returns the channel of server pushes, in seq order and never
 // twice. It has a bounded buffer (DialOptions.PushBuffer). When it is full
 // the socket's reader waits: nothing is dropped, but nothing else is read
 // either (replies included), and a server whose queue for this socket
-// overflows closes it as slow. The channel is closed when the socket ends.
+// overflows closes it as slow. With DialOptions.Notifications, pushes of
+// kind notify go to Notifications instead. The channel is closed when the
+// socket ends.
 func (s *Socket) Pushes() <-chan *realtimev1.Push { return s.pushes }
 
 // Ephemerals returns the channel of ephemeral server messages (room state,
@@ -428,12 +459,14 @@ func (s *Socket) Ping(ctx context.Context) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// Logout ends the session for good on the server (no resume) and waits
-// until the server closed the socket; Err then reports CLOSE_REASON_NORMAL.
+// Logout sends the acknowledgements AckNotifications queued, then ends
+// the session for good on the server (no resume) and waits until the
+// server closed the socket; Err then reports CLOSE_REASON_NORMAL.
 // If ctx ends first the socket is closed locally. If the connection drops
 // during Logout, the socket ends anyway and the server session expires
 // after its resume grace.
 func (s *Socket) Logout(ctx context.Context) error {
+	s.flushAcks()
 	s.mu.Lock()
 	s.loggingOut = true
 	s.mu.Unlock()
@@ -451,12 +484,14 @@ func (s *Socket) Logout(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the socket: it sends a WebSocket close frame, waits briefly
+// Close closes the socket: it sends the acknowledgements AckNotifications
+// queued (when connected), then a WebSocket close frame, waits briefly
 // for the server to close the connection, and stops the socket's
 // goroutines. The server keeps the session resumable for its resume grace
 // (Logout ends it). Requests in flight fail. Close is idempotent and
 // always returns nil.
 func (s *Socket) Close() error {
+	s.flushAcks() // best effort: on a live connection only
 	s.mu.Lock()
 	s.closed = true
 	c := s.cur
@@ -685,6 +720,9 @@ func (s *Socket) welcomed(c *wsConn) bool {
 		dead = 3 * hb
 	}
 	c.startHeartbeat(hb, dead)
+	// Acknowledgements queued while reconnecting: the inbox is the
+	// user's, so they apply on any session.
+	s.flushAcks()
 	kind := EventConnected
 	switch outcome {
 	case outcomeResumed:
@@ -877,17 +915,29 @@ func (s *Socket) push(c *wsConn, p *realtimev1.Push) bool {
 	if gap {
 		s.log.Warn("client: pushes are missing", "last", last, "seq", p.GetSeq())
 	}
+	if s.opts.Notifications != nil && p.GetKind() == PushKindNotification {
+		if routed, ok := s.notification(c, p, p.GetSeq(), last); routed {
+			return ok
+		}
+	}
+	return handOver(s, c, s.pushes, p, p.GetSeq(), last)
+}
+
+// handOver sends v on ch for the application, waiting while ch is full.
+// It reports false when the socket is closed meanwhile; the push with seq
+// then counts as not delivered (the tracker goes back to last).
+func handOver[T any](s *Socket, c *wsConn, ch chan T, v T, seq, last uint64) bool {
 	select {
-	case s.pushes <- p:
+	case ch <- v:
 	default:
 		c.blocked.Store(true)
 		select {
-		case s.pushes <- p:
+		case ch <- v:
 			c.blocked.Store(false)
 		case <-s.closing:
 			c.blocked.Store(false)
 			s.mu.Lock()
-			if s.tracker.last == p.GetSeq() {
+			if s.tracker.last == seq {
 				s.tracker.last = last
 			}
 			s.mu.Unlock()
@@ -907,8 +957,10 @@ func (s *Socket) finish(err error) {
 	s.cur = nil
 	s.mu.Unlock()
 	s.log.Debug("client: socket ended", "err", err)
+	s.endAcks()
 	s.emit(Event{Kind: EventClosed, Err: err})
 	close(s.pushes)
+	close(s.notes)
 	close(s.ephemerals)
 	close(s.events)
 	s.cancel()
