@@ -46,6 +46,7 @@ type player struct {
 	t    *testing.T
 	s    *client.Socket
 	user string
+	seen map[string]bool // notifications received, by topic and id
 }
 
 func join(t *testing.T, n *taisentest.Node, device string) *player {
@@ -62,8 +63,26 @@ func join(t *testing.T, n *taisentest.Node, device string) *player {
 	return &player{t: t, s: s, user: s.Welcome().GetUserId()}
 }
 
-// note reads the next push and decodes its notification.
+// note reads the next notification not seen before: delivery is at
+// least once (a login racing a subscription may push a retained item
+// twice), and clients de-duplicate by id, as the SDK does.
 func (p *player) note() *apiv1.Notification {
+	p.t.Helper()
+	for {
+		n := p.anyNote()
+		key := n.Topic + "\x00" + n.Id
+		if p.seen == nil {
+			p.seen = map[string]bool{}
+		}
+		if !p.seen[key] {
+			p.seen[key] = true
+			return n
+		}
+	}
+}
+
+// anyNote reads the next push and decodes its notification.
+func (p *player) anyNote() *apiv1.Notification {
 	p.t.Helper()
 	select {
 	case push, ok := <-p.s.Pushes():

@@ -312,7 +312,9 @@ func (s *Service) Subscribe(ctx context.Context, topic string, users []string) (
 	case err != nil:
 		return 0, err
 	}
-	s.announce(ctx, topic, users, true)
+	if n > 0 {
+		s.announce(ctx, topic, users, true)
+	}
 	return n, nil
 }
 
@@ -331,7 +333,9 @@ func (s *Service) Unsubscribe(ctx context.Context, topic string, users []string)
 	if err != nil {
 		return 0, err
 	}
-	s.announce(ctx, topic, users, false)
+	if n > 0 {
+		s.announce(ctx, topic, users, false)
+	}
 	return n, nil
 }
 
