@@ -77,8 +77,9 @@ type delivery struct {
 	members []int64
 	pubOK   []atomic.Int64
 	// ready counts the fanout sessions that received a probe of their
-	// topic.
-	ready atomic.Int64
+	// topic, in all and per group.
+	ready    atomic.Int64
+	readyPer []atomic.Int64
 	// issued is the highest item number published plus one (ids above
 	// are not ours).
 	issued atomic.Int64
@@ -112,6 +113,7 @@ func newDelivery(cfg Config) *delivery {
 	}
 	d.members = make([]int64, d.groups)
 	d.pubOK = make([]atomic.Int64, d.groups)
+	d.readyPer = make([]atomic.Int64, d.groups)
 	return d
 }
 
@@ -205,8 +207,9 @@ func (d *delivery) handle(r *runner, rc *receiver, payload []byte) {
 		return // not this run's
 	}
 	if c == classProbe {
-		if !rc.probed.Swap(true) {
+		if k%d.groups == rc.group && !rc.probed.Swap(true) {
 			d.ready.Add(1)
+			d.readyPer[rc.group].Add(1)
 		}
 		return
 	}
@@ -553,9 +556,11 @@ func (r *runner) fanout(ctx context.Context, adm adminv1connect.NotifyServiceCli
 	for g := range topics {
 		topics[g] = d.topicName(g)
 		if _, err := adm.CreateTopic(ctx, connect.NewRequest(&adminv1.CreateTopicRequest{Name: topics[g]})); err != nil {
+			r.deleteTopics(ctx, adm, topics[:g])
 			return setupError("create topic", err)
 		}
 	}
+	defer r.deleteTopics(ctx, adm, topics)
 	r.connectPhase(ctx, rep)
 	held := r.heldSessions()
 	if len(held) == 0 {
@@ -591,6 +596,18 @@ func (r *runner) fanout(ctx context.Context, adm adminv1connect.NotifyServiceCli
 	return nil
 }
 
+// deleteTopics deletes the run's topics with their subscriptions and
+// retained items, also after the run's deadline (bounded).
+func (r *runner) deleteTopics(ctx context.Context, adm adminv1connect.NotifyServiceClient, topics []string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, t := range topics {
+		if _, err := adm.DeleteTopic(ctx, connect.NewRequest(&adminv1.DeleteTopicRequest{Name: t})); err != nil {
+			r.fail("cleanup", adminKind(err), fmt.Errorf("delete topic %s: %w", t, err), 1)
+		}
+	}
+}
+
 // awaitSubscriptions publishes probes to the topics until every session
 // received one of its topic: subscriptions reach the sessions' nodes
 // through the bus, after Subscribe answered.
@@ -600,9 +617,14 @@ func (r *runner) awaitSubscriptions(ctx context.Context, adm adminv1connect.Noti
 	defer cancel()
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	for round := 0; r.dl.ready.Load() < sessions; round++ {
+	d := r.dl
+	for round := 0; d.ready.Load() < sessions; round++ {
 		for g, topic := range topics {
-			id := fmt.Sprintf("%s%c%d", r.dl.prefix, classProbe, round*len(topics)+g)
+			if d.readyPer[g].Load() >= d.members[g] {
+				continue
+			}
+			// Probe numbers are in the topic's group, like items.
+			id := fmt.Sprintf("%s%c%d", d.prefix, classProbe, round*len(topics)+g)
 			if _, err := adm.Publish(ctx, connect.NewRequest(&adminv1.PublishRequest{Topic: topic, Id: id, Subject: "loadtest.probe"})); err != nil {
 				if ctx.Err() != nil {
 					break
@@ -612,7 +634,7 @@ func (r *runner) awaitSubscriptions(ctx context.Context, adm adminv1connect.Noti
 		}
 		select {
 		case <-ctx.Done():
-			missing := sessions - r.dl.ready.Load()
+			missing := sessions - d.ready.Load()
 			r.fail("subscribe", "not_ready", fmt.Errorf("%d sessions received no item of their topic within %v", missing, readyTimeout), int(missing))
 			return nil
 		case <-t.C:
@@ -689,6 +711,7 @@ func (r *runner) inbox(ctx context.Context, adm adminv1connect.NotifyServiceClie
 		if _, err := adm.CreateTopic(ctx, connect.NewRequest(&adminv1.CreateTopicRequest{Name: topic, Retain: uint32(cfg.Retained)})); err != nil {
 			return setupError("create topic", err)
 		}
+		defer r.deleteTopics(ctx, adm, []string{topic})
 		if err := subscribeAll(ctx, adm, topic, users); err != nil {
 			return err
 		}

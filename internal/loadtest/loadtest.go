@@ -6,6 +6,17 @@
 // admin /metrics, the server's CPU time per login and memory growth per
 // held session, and returns a Report.
 //
+// The notification scenarios drive a node's notification API
+// (taisen.admin.v1.NotifyService on the admin listener, with the server
+// key) while the sessions read their pushes: fanout publishes topic items
+// to subscribed sessions, notify sends per-user CONNECTED notifications,
+// inbox delivers STORED and retained items to a login wave, and
+// disconnect drops every session at once and watches the node's active
+// sessions and the users' presence. Every notification id starts with a
+// prefix fresh for the run and carries the item's number (and, for fanout
+// and notify, its publish time), so each session counts what it received
+// once, duplicates apart, and times each delivery.
+//
 // A run is bounded in every direction: at most MaxSessions sessions per
 // process, at most Concurrency sessions being set up at once, an optional
 // start rate, and an overall deadline (ConnectTimeout plus the hold,
