@@ -339,16 +339,21 @@ func (r *runner) runDelivery(parent, ctx context.Context, rep *Report, startedAt
 	cfg := r.cfg
 	adm, ahc := newAdmin(cfg)
 	defer ahc.CloseIdleConnections()
-	var err error
+	// Fail fast on a refused key or a node without the notification API.
+	_, err := adm.ListTopics(ctx, connect.NewRequest(&adminv1.ListTopicsRequest{Limit: 1}))
+	if err != nil {
+		err = setupError("the notification API at "+cfg.AdminURL, err)
+	}
 	ok := -1
-	switch cfg.Scenario {
-	case ScenarioFanout:
+	switch {
+	case err != nil:
+	case cfg.Scenario == ScenarioFanout:
 		err = r.fanout(ctx, adm, rep)
-	case ScenarioNotify:
+	case cfg.Scenario == ScenarioNotify:
 		err = r.notify(ctx, adm, rep)
-	case ScenarioInbox:
+	case cfg.Scenario == ScenarioInbox:
 		err = r.inbox(ctx, adm, rep)
-	case ScenarioDisconnect:
+	case cfg.Scenario == ScenarioDisconnect:
 		ok, err = r.disconnect(ctx, adm, rep)
 	}
 	r.phase.Store("close")

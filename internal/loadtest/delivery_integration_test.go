@@ -121,3 +121,17 @@ func TestRunDisconnect(t *testing.T) {
 	assert.Zero(t, n.Gateway().Stats().Sessions)
 	assert.True(t, strings.Contains(r.Summary(), "disconnect: active sessions back"))
 }
+
+// A key the node refuses stops the run before any session connects, and
+// says so.
+func TestRunDeliveryWrongKey(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	r, err := Run(context.Background(), Config{Target: n.ClientURL, AdminURL: n.AdminURL, ServerKey: "not-the-server-key-0123",
+		Scenario: ScenarioNotify, Sessions: 5}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the node refused the server key")
+	require.NotNil(t, r)
+	assert.Contains(t, r.Aborted, "refused the server key")
+	assert.Zero(t, r.SessionsOK)
+	assert.Zero(t, n.Gateway().Stats().Sessions)
+}
