@@ -47,7 +47,10 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		fmt.Fprintln(stderr, "fanout and notify report deliveries, deliveries_per_s, lost, duplicates and latency_ms")
 		fmt.Fprintln(stderr, "(publish to receive; the login latency is login_latency_ms); inbox reports expected,")
 		fmt.Fprintln(stderr, "delivered, lost, duplicates and all_delivered_ms; disconnect reports zero_active_ms")
-		fmt.Fprintln(stderr, "and presence_offline_ms.")
+		fmt.Fprintln(stderr, "and presence_offline_ms. A dropped user reads offline once its session record expires")
+		fmt.Fprintln(stderr, "(the node's --session-ttl, 90s by default): give disconnect a --duration longer than that.")
+		fmt.Fprintln(stderr, "The last four scenarios call the node's notification API: they need --admin and the")
+		fmt.Fprintln(stderr, "server key (--server-key or TAISEN_SERVER_KEY).")
 		fmt.Fprintln(stderr, "\nFlags:")
 		fs.PrintDefaults()
 	}
