@@ -429,6 +429,13 @@ func (d *delivery) fill(rep *Report, cfg Config) {
 	rep.Duplicates = ptr(dups)
 }
 
+// holdSince sets rep's hold_s, the main phase of a notification
+// scenario: publishing and draining (fanout, notify), waiting for the
+// items (inbox), watching the drop (disconnect).
+func (r *runner) holdSince(rep *Report, start time.Time) {
+	rep.HoldS = round3(time.Since(start).Seconds())
+}
+
 // connectPhase connects the sessions (held, with their receivers) and
 // records the phase's length in rep.
 func (r *runner) connectPhase(ctx context.Context, rep *Report) {
@@ -586,6 +593,7 @@ func (r *runner) fanout(ctx context.Context, adm adminv1connect.NotifyServiceCli
 		return err
 	}
 	r.phase.Store("publish")
+	defer r.holdSince(rep, time.Now())
 	content := []byte("loadtest fanout item")
 	r.pace(ctx, cfg.Messages, 0, func(int) int64 { return 1 }, func(ctx context.Context, k int) {
 		g := k % cfg.Topics
@@ -663,6 +671,7 @@ func (r *runner) notify(ctx context.Context, adm adminv1connect.NotifyServiceCli
 		batches[h.rc.group] = append(batches[h.rc.group], h.user)
 	}
 	r.phase.Store("send")
+	defer r.holdSince(rep, time.Now())
 	content := []byte("loadtest notification")
 	r.pace(ctx, -1, cfg.Duration, func(k int) int64 { return int64(len(batches[k%d.groups])) }, func(ctx context.Context, k int) {
 		g := k % d.groups
@@ -741,6 +750,7 @@ func (r *runner) inbox(ctx context.Context, adm adminv1connect.NotifyServiceClie
 	d.loginWave = d.since()
 	r.connectPhase(ctx, rep)
 	r.phase.Store("deliver")
+	defer r.holdSince(rep, time.Now())
 	wctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	n := int64(len(d.receivers()))
@@ -844,6 +854,7 @@ func (r *runner) disconnect(ctx context.Context, adm adminv1connect.NotifyServic
 	}
 	t0 := time.Now()
 	close(gate)
+	defer r.holdSince(rep, t0)
 
 	wctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()

@@ -61,6 +61,7 @@ func TestRunFanout(t *testing.T) {
 	assert.Zero(t, *r.Lost)
 	assert.Zero(t, *r.Duplicates)
 	assert.Positive(t, *r.DeliveriesPerS)
+	assert.GreaterOrEqual(t, r.HoldS, 0.14, "30 items at 200/s take 0.15 s to publish")
 	checkLatency(t, r.LatencyMS)
 	require.NotNil(t, r.LoginLatencyMS)
 	assert.Positive(t, r.LoginLatencyMS.P50)
@@ -80,6 +81,7 @@ func TestRunNotify(t *testing.T) {
 	// About 1500 notifications in the second, each user in every other
 	// call.
 	assert.InDelta(t, 1500, float64(*r.Expected), 300)
+	assert.GreaterOrEqual(t, r.HoldS, 0.9, "sending lasts about the duration")
 	assert.Equal(t, *r.Expected, *r.Deliveries)
 	assert.Zero(t, *r.Lost)
 	assert.Zero(t, *r.Duplicates)

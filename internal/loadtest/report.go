@@ -35,7 +35,9 @@ type Report struct {
 	// ConnectRatePerS is the welcomed sessions per second of the
 	// connection phase.
 	ConnectRatePerS float64 `json:"connect_rate_per_s"`
-	// ConnectS is the length of the connection phase, HoldS of the hold.
+	// ConnectS is the length of the connection phase, HoldS of the hold
+	// (in the notification scenarios, of their main phase: publishing and
+	// draining, waiting for the inbox items, watching the drop).
 	ConnectS float64 `json:"connect_s"`
 	HoldS    float64 `json:"hold_s"`
 	// DurationS is the wall time of the whole run.
