@@ -96,3 +96,55 @@ func TestLoadtestBadLoginPath(t *testing.T) {
 		t.Errorf("err %v, output:\n%s", err, out)
 	}
 }
+
+// TestLoadtestFanout runs the fanout scenario of the real binary against
+// a node in its own process, the server key given through the
+// environment, and reads the delivery figures of its JSON report.
+func TestLoadtestFanout(t *testing.T) {
+	const key = "loadtest-test-server-key-0123456789"
+	clientAddr, adminAddr := startServe(t, key)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lt := exec.CommandContext(ctx, binary, "loadtest", "--target", "http://"+clientAddr, "--admin", "http://"+adminAddr,
+		"--scenario", "fanout", "--sessions", "40", "--topics", "2", "--messages", "20", "--rate", "100", "--json", "-")
+	lt.Env = append(os.Environ(), "TAISEN_SERVER_KEY="+key)
+	var stdout, stderr bytes.Buffer
+	lt.Stdout, lt.Stderr = &stdout, &stderr
+	if err := lt.Run(); err != nil {
+		t.Fatalf("loadtest: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "latency (publish to receive)") {
+		t.Errorf("the summary lacks the delivery latency:\n%s", out)
+	}
+	var r struct {
+		SessionsOK     int      `json:"sessions_ok"`
+		Deliveries     *int64   `json:"deliveries"`
+		DeliveriesPerS *float64 `json:"deliveries_per_s"`
+		Lost           *int64   `json:"lost"`
+		Duplicates     *int64   `json:"duplicates"`
+		LatencyMS      *struct {
+			P50, P90, P99, Max float64
+		} `json:"latency_ms"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r); err != nil {
+		t.Fatalf("report: %v\n%s", err, out)
+	}
+	// 20 items over 2 topics of 20 subscribers each: 400 deliveries.
+	if r.SessionsOK != 40 || r.Deliveries == nil || *r.Deliveries != 400 || r.Lost == nil || *r.Lost != 0 ||
+		r.Duplicates == nil || *r.Duplicates != 0 || r.DeliveriesPerS == nil || *r.DeliveriesPerS <= 0 ||
+		r.LatencyMS == nil || r.LatencyMS.P99 <= 0 || r.LatencyMS.P99 > r.LatencyMS.Max {
+		t.Fatalf("report = %+v\n%s%s", r, out, stderr.String())
+	}
+}
+
+func TestLoadtestNotificationScenariosNeedTheKey(t *testing.T) {
+	for _, scenario := range []string{"fanout", "notify", "inbox", "disconnect"} {
+		cmd := exec.Command(binary, "loadtest", "--scenario", scenario, "--admin", "http://127.0.0.1:1")
+		cmd.Env = append(os.Environ(), "TAISEN_SERVER_KEY=")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "scenario "+scenario+" needs the server key") {
+			t.Errorf("%s: err %v, output:\n%s", scenario, err, out)
+		}
+	}
+}

@@ -22,7 +22,32 @@ const (
 	// connect, each closing right after its Welcome (or holding until the
 	// end with Hold).
 	ScenarioLogin = "login"
+	// ScenarioFanout: Sessions sessions are subscribed (server API) to
+	// one of Topics topics each, round robin; Messages items are then
+	// published through the notification API at SendRate per second,
+	// spread over the topics, and every delivery's publish → receive
+	// latency is measured.
+	ScenarioFanout = "fanout"
+	// ScenarioNotify: Sessions sessions stay online while CONNECTED
+	// notifications are sent to them (up to 100 users per Send) at
+	// SendRate notifications per second for Duration; every delivery's
+	// publish → receive latency is measured.
+	ScenarioNotify = "notify"
+	// ScenarioInbox: the Sessions accounts are created (log in, log out),
+	// subscribed to a topic holding Retained retained items, and sent
+	// Messages STORED items each while offline; then all log in at once
+	// and the time until every item arrived is measured (waiting at most
+	// Duration).
+	ScenarioInbox = "inbox"
+	// ScenarioDisconnect: Sessions sessions log in, then all close their
+	// sockets at once; the time until the node's active sessions fall back
+	// and until presence reads every user offline is measured (waiting at
+	// most Duration).
+	ScenarioDisconnect = "disconnect"
 )
+
+// scenarios lists the scenarios for messages.
+const scenarios = "idle, login, fanout, notify, inbox or disconnect"
 
 // The login paths: how a session signs in before its Welcome.
 const (
@@ -61,6 +86,35 @@ const (
 	maxSourceIPs = 254
 	// maxRPCPayloadBytes stays under the server's default frame limit.
 	maxRPCPayloadBytes = 60 << 10
+
+	// DefaultTopics is the fanout scenario's topic count.
+	DefaultTopics = 1
+	// DefaultFanoutMessages is how many items the fanout scenario
+	// publishes, DefaultInboxMessages how many STORED items the inbox
+	// scenario sends each user.
+	DefaultFanoutMessages = 100
+	DefaultInboxMessages  = 10
+	// DefaultFanoutRate and DefaultNotifyRate are the publish rates (items
+	// per second) and send rates (notifications per second).
+	DefaultFanoutRate = 100
+	DefaultNotifyRate = 1000
+	// DefaultDrain is how long fanout and notify wait after the last
+	// publish for deliveries still in flight.
+	DefaultDrain = 5 * time.Second
+	// MaxTopics bounds the fanout scenario's topics.
+	MaxTopics = 1000
+	// MaxFanoutMessages bounds the items the fanout scenario publishes.
+	MaxFanoutMessages = 1_000_000
+	// MaxInboxMessages is the most STORED items a node pushes at one
+	// login; the inbox scenario sends at most that many per user.
+	MaxInboxMessages = 1000
+	// MaxRetained is the largest retain count of a topic.
+	MaxRetained = 100
+	// MaxDeliveries bounds the deliveries one run expects, so that the
+	// per-delivery latencies fit in memory (4 bytes each).
+	MaxDeliveries = 50_000_000
+	// maxSendRate bounds SendRate.
+	maxSendRate = 1e7
 )
 
 // Config describes a load test run. Zero fields take the defaults
@@ -69,12 +123,15 @@ const (
 type Config struct {
 	// Target is the node's client listener (DefaultTarget when empty).
 	Target string
-	// Scenario is ScenarioIdle or ScenarioLogin.
+	// Scenario is ScenarioIdle, ScenarioLogin, ScenarioFanout,
+	// ScenarioNotify, ScenarioInbox or ScenarioDisconnect. The last four
+	// need AdminURL and ServerKey (the notification API).
 	Scenario string
 	// Sessions is how many sessions to run, 1..MaxSessions.
 	Sessions int
 	// Rate is how many sessions start per second; 0 starts them as fast
-	// as Concurrency allows.
+	// as Concurrency allows. (`taisen loadtest --rate` sets SendRate
+	// instead in the fanout and notify scenarios.)
 	Rate float64
 	// Concurrency bounds the sessions authenticating and connecting at
 	// once: DefaultConcurrency, or about twice Rate (up to 1024) when a
@@ -82,7 +139,9 @@ type Config struct {
 	Concurrency int
 	// Duration is how long sessions are held (idle, or login with Hold);
 	// DefaultHold when zero. With AdminURL the hold lasts at least Settle
-	// plus the memory scrapes.
+	// plus the memory scrapes. In the notify scenario it is how long
+	// notifications are sent; in inbox and disconnect the longest wait for
+	// the figure measured.
 	Duration time.Duration
 	// LoginPath is how each session signs in: LoginPathHello (the
 	// default when empty) or LoginPathHTTP. It applies to both scenarios.
@@ -111,6 +170,24 @@ type Config struct {
 	// every scrape of AdminURL, for a node whose /metrics require the
 	// server key. A node that does not require it ignores it.
 	ServerKey string
+	// Topics is the fanout scenario's topic count, 1 to min(Sessions,
+	// MaxTopics) (DefaultTopics when zero).
+	Topics int
+	// Messages is, in the fanout scenario, the items published in all
+	// (DefaultFanoutMessages when zero); in the inbox scenario the STORED
+	// items sent to each user, 0 to MaxInboxMessages
+	// (DefaultInboxMessages when zero and Retained is zero too).
+	Messages int
+	// Retained is the inbox scenario's retained topic items (and the
+	// topic's retain count), 0 to MaxRetained.
+	Retained int
+	// SendRate is the fanout scenario's items published per second
+	// (DefaultFanoutRate when zero) and the notify scenario's
+	// notifications per second (DefaultNotifyRate when zero).
+	SendRate float64
+	// Drain is how long fanout and notify wait after the last publish for
+	// the deliveries still expected (DefaultDrain when zero).
+	Drain time.Duration
 	// Settle is the wait before the held scrapes (DefaultSettle when
 	// zero).
 	Settle time.Duration
@@ -179,11 +256,44 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	switch c.Scenario {
+	case ScenarioFanout:
+		if c.Topics == 0 {
+			c.Topics = DefaultTopics
+		}
+		if c.Messages == 0 {
+			c.Messages = DefaultFanoutMessages
+		}
+		if c.SendRate == 0 {
+			c.SendRate = DefaultFanoutRate
+		}
+	case ScenarioNotify:
+		if c.SendRate == 0 {
+			c.SendRate = DefaultNotifyRate
+		}
+	case ScenarioInbox:
+		if c.Messages == 0 && c.Retained == 0 {
+			c.Messages = DefaultInboxMessages
+		}
+	}
+	if c.delivery() && c.Drain == 0 {
+		c.Drain = DefaultDrain
+	}
 	return c
 }
 
+// delivery reports whether the scenario drives the notification API
+// (fanout, notify, inbox, disconnect).
+func (c Config) delivery() bool {
+	switch c.Scenario {
+	case ScenarioFanout, ScenarioNotify, ScenarioInbox, ScenarioDisconnect:
+		return true
+	}
+	return false
+}
+
 // holding reports whether the sessions are held after connecting.
-func (c Config) holding() bool { return c.Scenario == ScenarioIdle || c.Hold }
+func (c Config) holding() bool { return c.Scenario == ScenarioIdle || c.Hold || c.delivery() }
 
 // Validate checks c after applying the defaults and reports every problem.
 func (c Config) Validate() error {
@@ -193,12 +303,13 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("target %q: want the node's client URL, like %s", c.Target, DefaultTarget))
 	}
 	switch c.Scenario {
-	case ScenarioIdle, ScenarioLogin:
+	case ScenarioIdle, ScenarioLogin, ScenarioFanout, ScenarioNotify, ScenarioInbox, ScenarioDisconnect:
 	case "":
-		errs = append(errs, errors.New("scenario is required: idle or login"))
+		errs = append(errs, errors.New("scenario is required: "+scenarios))
 	default:
-		errs = append(errs, fmt.Errorf("scenario %q: want idle or login", c.Scenario))
+		errs = append(errs, fmt.Errorf("scenario %q: want %s", c.Scenario, scenarios))
 	}
+	errs = append(errs, c.validateDelivery()...)
 	switch c.LoginPath {
 	case LoginPathHello, LoginPathHTTP:
 	default:
@@ -256,6 +367,72 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateDelivery checks the options of the notification scenarios.
+func (c Config) validateDelivery() []error {
+	var errs []error
+	if c.delivery() {
+		if c.AdminURL == "" {
+			errs = append(errs, fmt.Errorf("scenario %s needs --admin: the node's admin URL, where the notification API and /metrics are", c.Scenario))
+		}
+		if c.ServerKey == "" {
+			errs = append(errs, fmt.Errorf("scenario %s needs the server key for the notification API: pass --server-key or set TAISEN_SERVER_KEY", c.Scenario))
+		}
+	}
+	if c.Topics != 0 && c.Scenario != ScenarioFanout {
+		errs = append(errs, errors.New("topics applies to the fanout scenario"))
+	} else if c.Scenario == ScenarioFanout && (c.Topics < 1 || c.Topics > min(max(c.Sessions, 1), MaxTopics)) {
+		errs = append(errs, fmt.Errorf("topics %d: want 1 to %d (at most one per session)", c.Topics, min(max(c.Sessions, 1), MaxTopics)))
+	}
+	switch c.Scenario {
+	case ScenarioFanout:
+		if c.Messages < 1 || c.Messages > MaxFanoutMessages {
+			errs = append(errs, fmt.Errorf("messages %d: want 1 to %d items to publish", c.Messages, MaxFanoutMessages))
+		} else if c.Topics > 0 && int64(c.Sessions)*int64(c.Messages)/int64(c.Topics) > MaxDeliveries {
+			errs = append(errs, fmt.Errorf("%d sessions and %d messages over %d topics expect more than %d deliveries: publish fewer messages", c.Sessions, c.Messages, c.Topics, MaxDeliveries))
+		}
+	case ScenarioInbox:
+		if c.Messages < 0 || c.Messages > MaxInboxMessages {
+			errs = append(errs, fmt.Errorf("messages %d: want 0 to %d stored items per user (a node pushes at most %d at login)", c.Messages, MaxInboxMessages, MaxInboxMessages))
+		}
+		if c.Messages == 0 && c.Retained == 0 {
+			errs = append(errs, errors.New("inbox: want at least one stored (--messages) or retained (--retained) item"))
+		}
+	default:
+		if c.Messages != 0 {
+			errs = append(errs, errors.New("messages applies to the fanout and inbox scenarios"))
+		}
+	}
+	if c.Retained != 0 && c.Scenario != ScenarioInbox {
+		errs = append(errs, errors.New("retained applies to the inbox scenario"))
+	} else if c.Retained < 0 || c.Retained > MaxRetained {
+		errs = append(errs, fmt.Errorf("retained %d: want 0 to %d (a topic's largest retain count)", c.Retained, MaxRetained))
+	}
+	switch {
+	case c.SendRate < 0 || math.IsNaN(c.SendRate) || math.IsInf(c.SendRate, 0) || c.SendRate > maxSendRate:
+		errs = append(errs, fmt.Errorf("send rate %v: want items per second, more than 0 and at most %g", c.SendRate, float64(maxSendRate)))
+	case c.SendRate != 0 && c.Scenario != ScenarioFanout && c.Scenario != ScenarioNotify:
+		errs = append(errs, errors.New("send rate applies to the fanout and notify scenarios"))
+	case c.Scenario == ScenarioFanout && c.SendRate > 0 && time.Duration(float64(c.Messages)/c.SendRate*float64(time.Second)) > c.MaxRunTime:
+		errs = append(errs, fmt.Errorf("%d messages at %v/s take longer than the max run time %v", c.Messages, c.SendRate, c.MaxRunTime))
+	case c.Scenario == ScenarioNotify && c.SendRate*c.Duration.Seconds() > MaxDeliveries:
+		errs = append(errs, fmt.Errorf("%v notifications/s for %v expect more than %d deliveries", c.SendRate, c.Duration, MaxDeliveries))
+	}
+	if c.Drain < 0 {
+		errs = append(errs, fmt.Errorf("drain %v: must not be negative", c.Drain))
+	}
+	return errs
+}
+
+// phaseDuration is the main phase of a notification scenario: the
+// publishing of fanout, the sending of notify, the waits of inbox and
+// disconnect.
+func (c Config) phaseDuration() time.Duration {
+	if c.Scenario == ScenarioFanout && c.SendRate > 0 {
+		return time.Duration(float64(c.Messages) / c.SendRate * float64(time.Second))
+	}
+	return c.Duration
+}
+
 // holdDuration is how long sessions are held: Duration, extended so that
 // the memory scrapes fit.
 func (c Config) holdDuration() time.Duration {
@@ -272,6 +449,11 @@ func (c Config) holdDuration() time.Duration {
 // runDeadline is the overall bound of the run: connecting, holding, the
 // scrapes and closing, capped by MaxRunTime.
 func (c Config) runDeadline() time.Duration {
+	if c.delivery() {
+		// Inbox connects twice; fanout waits for its subscriptions.
+		d := 2*c.ConnectTimeout + c.phaseDuration() + c.Drain + time.Minute
+		return min(d, c.MaxRunTime)
+	}
 	d := c.ConnectTimeout + c.holdDuration() + 30*time.Second
 	if c.AdminURL != "" {
 		// The baseline and held scrapes, and the CPU scrapes around the

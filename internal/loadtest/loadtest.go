@@ -6,6 +6,17 @@
 // admin /metrics, the server's CPU time per login and memory growth per
 // held session, and returns a Report.
 //
+// The notification scenarios drive a node's notification API
+// (taisen.admin.v1.NotifyService on the admin listener, with the server
+// key) while the sessions read their pushes: fanout publishes topic items
+// to subscribed sessions, notify sends per-user CONNECTED notifications,
+// inbox delivers STORED and retained items to a login wave, and
+// disconnect drops every session at once and watches the node's active
+// sessions and the users' presence. Every notification id starts with a
+// prefix fresh for the run and carries the item's number (and, for fanout
+// and notify, its publish time), so each session counts what it received
+// once, duplicates apart, and times each delivery.
+//
 // A run is bounded in every direction: at most MaxSessions sessions per
 // process, at most Concurrency sessions being set up at once, an optional
 // start rate, and an overall deadline (ConnectTimeout plus the hold,
@@ -64,13 +75,18 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		samples:  make(map[string]string),
 		held:     make([]*heldSession, cfg.Sessions),
 	}
+	if cfg.delivery() {
+		r.dl = newDelivery(cfg)
+	}
 	return r.run(ctx)
 }
 
 // heldSession is a session kept open while holding.
 type heldSession struct {
 	sock *client.Socket
+	user string      // the user id of the Welcome
 	busy atomic.Bool // an echo RPC is in flight
+	rc   *receiver   // reads the pushes in the notification scenarios
 }
 
 // runner is the state of one run.
@@ -98,6 +114,17 @@ type runner struct {
 	samples     map[string]string // guarded by mu
 	lastWelcome time.Time         // guarded by mu
 	held        []*heldSession    // guarded by mu; by session index
+
+	// dl is the delivery bookkeeping of the notification scenarios (nil
+	// in the others), set before any session connects.
+	dl *delivery
+	// logoutAfter makes each session log out right after its Welcome (the
+	// inbox scenario's account creation); users then holds the user ids
+	// by session index, guarded by mu.
+	logoutAfter bool
+	users       []string
+	// extra is appended to the progress lines.
+	extra atomic.Value // string
 }
 
 func (r *runner) run(parent context.Context) (*Report, error) {
@@ -122,7 +149,7 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 	r.metrics = scraper{hc: r.hc, adminURL: cfg.AdminURL, key: cfg.ServerKey}
 
 	var baseline serverSample
-	if cfg.AdminURL != "" {
+	if cfg.AdminURL != "" && !cfg.delivery() {
 		if baseline, err = r.metrics.scrapeMedian(ctx); err != nil {
 			return nil, fmt.Errorf("loadtest: baseline: %w", err)
 		}
@@ -143,6 +170,10 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 		SessionsTarget: cfg.Sessions,
 		StartedAt:      startedAt.UTC(),
 		GoVersion:      runtime.Version(),
+	}
+
+	if cfg.delivery() {
+		return r.runDelivery(parent, ctx, rep, startedAt, stopProgress, progressDone)
 	}
 
 	// Connect, between two scrapes of the server's CPU time.
@@ -195,7 +226,13 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 	}
 	close(stopProgress)
 	<-progressDone
+	return r.finish(parent, ctx, rep, ok, startedAt)
+}
 
+// finish completes the report with what every scenario measures and says
+// whether the run was canceled or cut short.
+func (r *runner) finish(parent, ctx context.Context, rep *Report, ok int, startedAt time.Time) (*Report, error) {
+	cfg := r.cfg
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rep.SessionsOK = ok
@@ -209,7 +246,11 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 	if rep.ConnectS > 0 {
 		rep.ConnectRatePerS = round3(float64(len(r.latencies)) / rep.ConnectS)
 	}
-	rep.LatencyMS = percentiles(r.latencies)
+	if r.dl != nil && (cfg.Scenario == ScenarioFanout || cfg.Scenario == ScenarioNotify) {
+		rep.LoginLatencyMS = ptr(percentiles(r.latencies))
+	} else {
+		rep.LatencyMS = percentiles(r.latencies)
+	}
 	rep.RPC = RPCStats{Count: int(r.rpcSent.Load()), Errors: r.rpcErrs, Skipped: r.rpcSkipped, LatencyMS: percentiles(r.rpcLat)}
 	rep.DurationS = round3(time.Since(startedAt).Seconds())
 	switch {
@@ -311,6 +352,9 @@ func (r *runner) connectAll(ctx context.Context) int {
 func (r *runner) session(ctx context.Context, i int) {
 	start := time.Now()
 	opts := client.DialOptions{PushBuffer: 16, ClientVersion: "taisen-loadtest"}
+	if r.dl != nil {
+		opts.PushBuffer = 256
+	}
 	if len(r.sources) > 0 {
 		opts.LocalAddr = r.sources[i%len(r.sources)]
 	}
@@ -338,13 +382,28 @@ func (r *runner) session(ctx context.Context, i int) {
 	}
 	now := time.Now()
 	lat := float64(now.Sub(start)) / float64(time.Millisecond)
+	user := sock.Welcome().GetUserId()
+	if r.logoutAfter {
+		err := sock.Logout(ctx)
+		_ = sock.Close()
+		if err != nil {
+			r.fail("logout", errorKind(err), err, 1)
+			return
+		}
+	}
+	h := &heldSession{sock: sock, user: user}
+	if r.dl != nil && !r.logoutAfter {
+		h.rc = r.dl.receive(r, i, sock)
+	}
 	r.mu.Lock()
 	r.latencies = append(r.latencies, lat)
 	if now.After(r.lastWelcome) {
 		r.lastWelcome = now
 	}
-	if r.cfg.holding() {
-		r.held[i] = &heldSession{sock: sock}
+	if r.logoutAfter {
+		r.users[i] = user
+	} else if r.cfg.holding() {
+		r.held[i] = h
 	}
 	r.mu.Unlock()
 	r.connected.Add(1)
@@ -548,6 +607,14 @@ func (r *runner) reportProgress(start time.Time, stop <-chan struct{}) {
 			time.Since(start).Seconds(), phase, conn, r.cfg.Sessions, r.failed.Load(), conn-prev)
 		if n := r.rpcSent.Load(); n > 0 {
 			line += fmt.Sprintf("  rpc %d", n)
+		}
+		if r.dl != nil {
+			if x := r.dl.progress(); x != "" {
+				line += "  " + x
+			}
+		}
+		if x, _ := r.extra.Load().(string); x != "" {
+			line += "  " + x
 		}
 		fmt.Fprintln(r.progress, line)
 		prev = conn

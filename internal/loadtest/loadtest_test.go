@@ -68,6 +68,31 @@ func TestConfigValidate(t *testing.T) {
 		{name: "server key", edit: func(c *Config) { c.ServerKey = "0123456789abcdef" }},
 		{name: "two-line server key", edit: func(c *Config) { c.ServerKey = "0123456789abcdef\n" }, wantErr: "server key: must be one line"},
 		{name: "several problems", edit: func(c *Config) { c.Scenario = ""; c.Sessions = -1 }, wantErr: "sessions -1"},
+		{name: "fanout", edit: func(c *Config) { s2s(c, ScenarioFanout); c.Topics = 10; c.Messages = 1000; c.SendRate = 500 }},
+		{name: "fanout defaults", edit: func(c *Config) { s2s(c, ScenarioFanout) }},
+		{name: "notify", edit: func(c *Config) { s2s(c, ScenarioNotify); c.SendRate = 10000 }},
+		{name: "inbox", edit: func(c *Config) { s2s(c, ScenarioInbox); c.Messages = 10; c.Retained = 3 }},
+		{name: "inbox retained only", edit: func(c *Config) { s2s(c, ScenarioInbox); c.Retained = 3 }},
+		{name: "disconnect", edit: func(c *Config) { s2s(c, ScenarioDisconnect); c.Duration = 2 * time.Minute }},
+		{name: "fanout without admin", edit: func(c *Config) { s2s(c, ScenarioFanout); c.AdminURL = "" }, wantErr: "scenario fanout needs --admin"},
+		{name: "notify without key", edit: func(c *Config) { s2s(c, ScenarioNotify); c.ServerKey = "" }, wantErr: "pass --server-key or set TAISEN_SERVER_KEY"},
+		{name: "disconnect without key", edit: func(c *Config) { s2s(c, ScenarioDisconnect); c.ServerKey = "" }, wantErr: "scenario disconnect needs the server key"},
+		{name: "more topics than sessions", edit: func(c *Config) { s2s(c, ScenarioFanout); c.Topics = 11 }, wantErr: "topics 11: want 1 to 10"},
+		{name: "topics on notify", edit: func(c *Config) { s2s(c, ScenarioNotify); c.Topics = 2 }, wantErr: "topics applies to the fanout"},
+		{name: "too many fanout messages", edit: func(c *Config) { s2s(c, ScenarioFanout); c.Messages = MaxFanoutMessages + 1 }, wantErr: "messages 1000001"},
+		{name: "fanout over the delivery cap", edit: func(c *Config) {
+			s2s(c, ScenarioFanout)
+			c.Sessions, c.Messages, c.SendRate = MaxSessions, 1_000_000, 1e6
+		}, wantErr: "deliveries: publish fewer"},
+		{name: "fanout longer than the run", edit: func(c *Config) { s2s(c, ScenarioFanout); c.Messages = 100000; c.SendRate = 10 }, wantErr: "take longer than the max run time"},
+		{name: "inbox over the login cap", edit: func(c *Config) { s2s(c, ScenarioInbox); c.Messages = 1001 }, wantErr: "a node pushes at most 1000"},
+		{name: "too many retained", edit: func(c *Config) { s2s(c, ScenarioInbox); c.Retained = 101 }, wantErr: "retained 101"},
+		{name: "retained on fanout", edit: func(c *Config) { s2s(c, ScenarioFanout); c.Retained = 1 }, wantErr: "retained applies to the inbox"},
+		{name: "messages on disconnect", edit: func(c *Config) { s2s(c, ScenarioDisconnect); c.Messages = 1 }, wantErr: "messages applies to the fanout and inbox"},
+		{name: "send rate on idle", edit: func(c *Config) { c.SendRate = 1 }, wantErr: "send rate applies"},
+		{name: "negative send rate", edit: func(c *Config) { s2s(c, ScenarioNotify); c.SendRate = -1 }, wantErr: "send rate -1"},
+		{name: "notify over the delivery cap", edit: func(c *Config) { s2s(c, ScenarioNotify); c.SendRate = 1e6; c.Duration = 9 * time.Minute }, wantErr: "expect more than"},
+		{name: "negative drain", edit: func(c *Config) { s2s(c, ScenarioFanout); c.Drain = -time.Second }, wantErr: "drain"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +107,12 @@ func TestConfigValidate(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.wantErr)
 		})
 	}
+}
+
+// s2s makes c a notification scenario with the admin URL and key it
+// needs.
+func s2s(c *Config, scenario string) {
+	c.Scenario, c.AdminURL, c.ServerKey = scenario, "http://127.0.0.1:7351", "0123456789abcdef"
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -105,6 +136,18 @@ func TestConfigDefaults(t *testing.T) {
 	withAdmin := Config{Scenario: ScenarioIdle, Sessions: 1, Duration: time.Second, AdminURL: "http://x"}.WithDefaults()
 	assert.Equal(t, DefaultSettle+4*time.Second, withAdmin.holdDuration(), "the hold fits the scrapes")
 	assert.LessOrEqual(t, Config{Scenario: ScenarioIdle, Sessions: MaxSessions, Duration: 9 * time.Minute}.WithDefaults().runDeadline(), DefaultMaxRunTime)
+
+	fan := Config{Scenario: ScenarioFanout, Sessions: 100}.WithDefaults()
+	assert.Equal(t, DefaultTopics, fan.Topics)
+	assert.Equal(t, DefaultFanoutMessages, fan.Messages)
+	assert.Equal(t, float64(DefaultFanoutRate), fan.SendRate)
+	assert.Equal(t, DefaultDrain, fan.Drain)
+	assert.Equal(t, time.Second, fan.phaseDuration(), "100 items at 100/s")
+	assert.Equal(t, float64(DefaultNotifyRate), Config{Scenario: ScenarioNotify, Sessions: 1}.WithDefaults().SendRate)
+	assert.Equal(t, DefaultInboxMessages, Config{Scenario: ScenarioInbox, Sessions: 1}.WithDefaults().Messages)
+	assert.Zero(t, Config{Scenario: ScenarioInbox, Sessions: 1, Retained: 3}.WithDefaults().Messages, "retained items only")
+	assert.Zero(t, Config{Scenario: ScenarioIdle, Sessions: 1}.WithDefaults().SendRate)
+	assert.LessOrEqual(t, Config{Scenario: ScenarioNotify, Sessions: MaxSessions, Duration: 9 * time.Minute}.WithDefaults().runDeadline(), DefaultMaxRunTime)
 }
 
 func TestPercentiles(t *testing.T) {
@@ -308,6 +351,9 @@ func TestReportJSON(t *testing.T) {
 		assert.Contains(t, server, k)
 	}
 	assert.NotContains(t, buf.String(), "aborted")
+	for _, k := range []string{"deliveries", "lost", "duplicates", "expected", "all_delivered_ms", "zero_active_ms", "presence_offline_ms", "login_latency_ms"} {
+		assert.NotContains(t, m, k, "only the notification scenarios report it")
+	}
 	assert.NotContains(t, buf.String(), "server_cpu", "absent without --admin")
 	assert.Contains(t, r.Summary(), "scenario idle")
 

@@ -35,14 +35,52 @@ type Report struct {
 	// ConnectRatePerS is the welcomed sessions per second of the
 	// connection phase.
 	ConnectRatePerS float64 `json:"connect_rate_per_s"`
-	// ConnectS is the length of the connection phase, HoldS of the hold.
+	// ConnectS is the length of the connection phase, HoldS of the hold
+	// (in the notification scenarios, of their main phase: publishing and
+	// draining, waiting for the inbox items, watching the drop).
 	ConnectS float64 `json:"connect_s"`
 	HoldS    float64 `json:"hold_s"`
 	// DurationS is the wall time of the whole run.
 	DurationS float64 `json:"duration_s"`
 	// LatencyMS is login start (the HTTP authenticate, or the socket dial
-	// on the hello path) to Welcome received, per session.
+	// on the hello path) to Welcome received, per session; in the fanout
+	// and notify scenarios it is publish → receive instead, per delivery
+	// (the time before the Publish or Send call to the push's arrival),
+	// and the login latency is LoginLatencyMS.
 	LatencyMS Percentiles `json:"latency_ms"`
+	// LoginLatencyMS is the login latency of the fanout and notify
+	// scenarios (latency_ms of the others); absent elsewhere.
+	LoginLatencyMS *Percentiles `json:"login_latency_ms,omitempty"`
+	// Published counts the successful Publish calls (fanout) or Send
+	// calls (notify).
+	Published *int64 `json:"published,omitempty"`
+	// Expected counts the deliveries expected: every successfully
+	// published item once per session subscribed to its topic (fanout),
+	// every notification once per user it was sent to (notify), every
+	// stored and retained item once per user (inbox).
+	Expected *int64 `json:"expected,omitempty"`
+	// Deliveries (fanout, notify) and Delivered (inbox) count the expected
+	// deliveries received, each notification once per session.
+	Deliveries *int64 `json:"deliveries,omitempty"`
+	Delivered  *int64 `json:"delivered,omitempty"`
+	// DeliveriesPerS is Deliveries over the time from the first publish
+	// to the last delivery.
+	DeliveriesPerS *float64 `json:"deliveries_per_s,omitempty"`
+	// Lost counts the expected deliveries not received by the end (after
+	// the drain wait); Duplicates the notifications a session received
+	// more than once (by notification id).
+	Lost       *int64 `json:"lost,omitempty"`
+	Duplicates *int64 `json:"duplicates,omitempty"`
+	// AllDeliveredMS (inbox) is the time from the start of the login wave
+	// until every expected item had arrived; absent when some never did.
+	AllDeliveredMS *float64 `json:"all_delivered_ms,omitempty"`
+	// ZeroActiveMS (disconnect) is the time from the drop until the
+	// node's taisen_sessions_active read its value from before the run (0
+	// on a node of its own); PresenceOfflineMS until GetPresence read
+	// every user offline. Each is absent when it did not happen within
+	// Duration.
+	ZeroActiveMS      *float64 `json:"zero_active_ms,omitempty"`
+	PresenceOfflineMS *float64 `json:"presence_offline_ms,omitempty"`
 	// RPC describes the echo RPCs sent while holding.
 	RPC RPCStats `json:"rpc"`
 	// ServerCPUSeconds is the server's CPU time (user + system, from
@@ -139,23 +177,23 @@ func (r *Report) setServerCPU(before, after serverSample, welcomed int) {
 
 // percentiles computes exact nearest-rank percentiles of samples (in any
 // order; not modified), rounded to the microsecond.
-func percentiles(samples []float64) Percentiles {
+func percentiles[F float32 | float64](samples []F) Percentiles {
 	if len(samples) == 0 {
 		return Percentiles{}
 	}
 	s := slices.Clone(samples)
 	slices.Sort(s)
 	return Percentiles{
-		P50: round3(rank(s, 50)),
-		P90: round3(rank(s, 90)),
-		P99: round3(rank(s, 99)),
-		Max: round3(s[len(s)-1]),
+		P50: round3(float64(rank(s, 50))),
+		P90: round3(float64(rank(s, 90))),
+		P99: round3(float64(rank(s, 99))),
+		Max: round3(float64(s[len(s)-1])),
 	}
 }
 
 // rank returns the p-th percentile of sorted by the nearest-rank method:
 // the smallest sample with at least p% of the samples at or below it.
-func rank(sorted []float64, p float64) float64 {
+func rank[F float32 | float64](sorted []F, p float64) F {
 	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
@@ -177,8 +215,13 @@ func (r *Report) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "scenario %s (login path %s) against %s: %d/%d sessions ok, %d errors, %.1f connects/s, %.1fs\n",
 		r.Scenario, r.LoginPath, r.Target, r.SessionsOK, r.SessionsTarget, r.Errors, r.ConnectRatePerS, r.DurationS)
+	login := r.LatencyMS
+	if r.LoginLatencyMS != nil {
+		login = *r.LoginLatencyMS
+	}
 	fmt.Fprintf(&b, "latency (login start to welcome) ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
-		r.LatencyMS.P50, r.LatencyMS.P90, r.LatencyMS.P99, r.LatencyMS.Max)
+		login.P50, login.P90, login.P99, login.Max)
+	r.deliverySummary(&b)
 	if r.ServerCPUSeconds != nil {
 		per := "n/a"
 		if r.ServerCPUMicrosPerSession != nil {
@@ -212,3 +255,38 @@ func (r *Report) Summary() string {
 	}
 	return b.String()
 }
+
+// deliverySummary writes the figures of the notification scenarios.
+func (r *Report) deliverySummary(b *strings.Builder) {
+	i64 := func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	ms := func(p *float64) string {
+		if p == nil {
+			return "not reached"
+		}
+		return fmt.Sprintf("%.1f ms", *p)
+	}
+	switch r.Scenario {
+	case ScenarioFanout, ScenarioNotify:
+		rate := 0.0
+		if r.DeliveriesPerS != nil {
+			rate = *r.DeliveriesPerS
+		}
+		fmt.Fprintf(b, "deliveries: %d of %d expected (%d published), %.0f/s, %d lost, %d duplicates\n",
+			i64(r.Deliveries), i64(r.Expected), i64(r.Published), rate, i64(r.Lost), i64(r.Duplicates))
+		fmt.Fprintf(b, "latency (publish to receive) ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+			r.LatencyMS.P50, r.LatencyMS.P90, r.LatencyMS.P99, r.LatencyMS.Max)
+	case ScenarioInbox:
+		fmt.Fprintf(b, "inbox: %d of %d expected items delivered, %d lost, %d duplicates; all delivered: %s after the login wave started\n",
+			i64(r.Delivered), i64(r.Expected), i64(r.Lost), i64(r.Duplicates), ms(r.AllDeliveredMS))
+	case ScenarioDisconnect:
+		fmt.Fprintf(b, "disconnect: active sessions back to the baseline after %s, presence all offline after %s\n",
+			ms(r.ZeroActiveMS), ms(r.PresenceOfflineMS))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
