@@ -129,7 +129,9 @@ func (f *followIndex) update(p *apiv1.Presence, node string) []string {
 	if m == nil {
 		return nil
 	}
-	if old, ok := f.last[p.UserId]; ok && proto.Equal(old.p, p) {
+	if old, ok := f.last[p.UserId]; ok && old.p.State == p.State && old.p.Activity == p.Activity {
+		// The same state heard twice (the login announcement racing the
+		// follow's own read): followers care about changes only.
 		return nil
 	}
 	f.last[p.UserId] = lastPresence{p: p, node: node}
