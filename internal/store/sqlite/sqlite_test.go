@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -177,4 +178,31 @@ func (r *recorder) versions() []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]int64(nil), r.vers...)
+}
+
+// TestPointReadsHonourDoneContext checks that the point lookups, which run
+// without their context's cancellation, still refuse a context that is
+// already done, and answer under a live cancellable one.
+func TestPointReadsHonourDoneContext(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "taisen.db"), nil)
+	live, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	a, err := s.CreateAccount(live, store.Account{ID: "acc-1", Username: "alice"},
+		store.Credential{Kind: store.CredentialDevice, Subject: "device-0001", AccountID: "acc-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := s.CredentialAccount(live, store.CredentialDevice, "device-0001"); err != nil || got.ID != a.ID {
+		t.Fatalf("CredentialAccount = %+v, %v; want account %s", got, err, a.ID)
+	}
+	if got, err := s.Account(live, a.ID); err != nil || got.ID != a.ID {
+		t.Fatalf("Account = %+v, %v; want account %s", got, err, a.ID)
+	}
+	cancel()
+	if _, _, err := s.CredentialAccount(live, store.CredentialDevice, "device-0001"); !errors.Is(err, context.Canceled) {
+		t.Errorf("CredentialAccount with a canceled context: err = %v, want context.Canceled", err)
+	}
+	if _, err := s.Account(live, a.ID); !errors.Is(err, context.Canceled) {
+		t.Errorf("Account with a canceled context: err = %v, want context.Canceled", err)
+	}
 }
