@@ -68,6 +68,8 @@ type conn struct {
 	// credentialAccount is the login lookup prepared on the read pool;
 	// nil inside a transaction.
 	credentialAccount *sql.Stmt
+	// lookups runs credentialAccount; nil inside a transaction.
+	lookups *lookupWorkers
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -123,6 +125,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		read: read, write: write, credentialAccount: stmt,
 		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
+	s.lookups = startLookupWorkers(readers, s.credentialAccountOn)
 	return s, nil
 }
 
@@ -391,6 +394,14 @@ func (c *conn) CredentialAccount(ctx context.Context, kind store.CredentialKind,
 	if err != nil {
 		return store.Credential{}, store.Account{}, fmt.Errorf("sqlite: get credential and account: %w", err)
 	}
+	if c.lookups != nil {
+		return c.lookups.do(ctx, kind, subject)
+	}
+	return c.credentialAccountOn(ctx, kind, subject)
+}
+
+// credentialAccountOn runs the login lookup on the caller's goroutine.
+func (c *conn) credentialAccountOn(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
 	var row *sql.Row
 	if c.credentialAccount != nil {
 		row = c.credentialAccount.QueryRowContext(ctx, string(kind), subject)
@@ -666,6 +677,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements store.Store. It waits for queries in progress to end.
 // Calling Close again returns nil.
 func (s *Store) Close() error {
+	s.lookups.stop()
 	if err := errors.Join(s.credentialAccount.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}

@@ -33,3 +33,7 @@ func BenchmarkLoginLookup(b *testing.B) {
 		storetest.BenchLoginLookup(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), true)
 	})
 }
+
+func BenchmarkLoginLookupFresh(b *testing.B) {
+	storetest.BenchLoginLookupFresh(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil))
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -204,5 +205,55 @@ func TestPointReadsHonourDoneContext(t *testing.T) {
 	}
 	if _, err := s.Account(live, a.ID); !errors.Is(err, context.Canceled) {
 		t.Errorf("Account with a canceled context: err = %v, want context.Canceled", err)
+	}
+}
+
+// TestLoginLookupsConcurrent checks that concurrent logins, which share
+// the lookup workers, each get their own account.
+func TestLoginLookupsConcurrent(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "taisen.db"), nil)
+	const accounts, rounds = 16, 40
+	for i := range accounts {
+		id := fmt.Sprintf("acc-%02d", i)
+		if _, err := s.CreateAccount(t.Context(), store.Account{ID: id, Username: "user-" + id},
+			store.Credential{Kind: store.CredentialDevice, Subject: "device-" + id, AccountID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range accounts {
+		id := fmt.Sprintf("acc-%02d", i)
+		wg.Go(func() {
+			for range rounds {
+				c, a, err := s.CredentialAccount(t.Context(), store.CredentialDevice, "device-"+id)
+				if err != nil || a.ID != id || a.Username != "user-"+id || c.AccountID != id || c.Subject != "device-"+id {
+					t.Errorf("CredentialAccount(device-%s) = %+v, %+v, %v", id, c, a, err)
+					return
+				}
+				if _, _, err := s.CredentialAccount(t.Context(), store.CredentialDevice, "missing-"+id); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("CredentialAccount(missing-%s): err = %v, want ErrNotFound", id, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestLoginLookupAfterClose checks that a lookup on a closed Store fails
+// at once instead of waiting for workers that are gone.
+func TestLoginLookupAfterClose(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "taisen.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CredentialAccount(t.Context(), store.CredentialDevice, "device-0001"); err == nil {
+		t.Error("CredentialAccount on a closed Store succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
 	}
 }
