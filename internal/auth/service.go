@@ -500,7 +500,7 @@ func (s *Service) warnOtherSecret(ctx context.Context, err error, kind TokenKind
 	if warn {
 		s.log.WarnContext(ctx, "auth: refused a token signed with a different token secret (--token-secret); "+
 			"every node of a cluster must share one secret (TAISEN_TOKEN_SECRET, or the same token.secret file), "+
-			"or tokens issued by one node are refused by the others",
+			"or tokens issued by one node are refused by the others (a single node sees this for forged tokens too)",
 			"kind", kind, "refused", refused, "next_warning_after", OtherSecretWarnEvery)
 	}
 }

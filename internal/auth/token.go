@@ -251,7 +251,11 @@ func (t *TokenIssuer) verify(token string, want TokenKind) (Claims, error) {
 	var err error
 	m.buf = append(m.buf[:0], token...)
 	signed := m.buf[:len(header)+1+len(payload)]
-	if !t.signedByUs(m, signed, m.buf[len(signed)+1:]) {
+	var mac [sha256.Size]byte
+	if n, err := b64.Decode(mac[:], m.buf[len(signed)+1:]); err != nil || n != len(mac) || len(sig) != b64.EncodedLen(len(mac)) {
+		return invalid(errors.New("malformed signature"))
+	}
+	if !t.signedByUs(m, signed, mac) {
 		return invalid(errOtherSecret)
 	}
 	// The signature is checked first: what follows decodes only what a
@@ -299,24 +303,17 @@ func (t *TokenIssuer) verify(token string, want TokenKind) (Claims, error) {
 	}, nil
 }
 
-// signedByUs reports whether sig is the base64url HMAC-SHA256 of signed
-// under one of the verification secrets. m is the signing secret's.
-func (t *TokenIssuer) signedByUs(m *macState, signed, sig []byte) bool {
-	var want [sha256.Size]byte
-	if b64.EncodedLen(len(want)) != len(sig) {
-		return false
-	}
-	if n, err := b64.Decode(want[:], sig); err != nil || n != len(want) {
-		return false
-	}
+// signedByUs reports whether mac is the HMAC-SHA256 of signed under one
+// of the verification secrets. m is the signing secret's.
+func (t *TokenIssuer) signedByUs(m *macState, signed []byte, mac [sha256.Size]byte) bool {
 	m.h.Write(signed)
-	if hmac.Equal(m.h.Sum(m.sum[:0]), want[:]) {
+	if hmac.Equal(m.h.Sum(m.sum[:0]), mac[:]) {
 		return true
 	}
 	for _, p := range t.verifiers[1:] {
 		pm := p.get()
 		pm.h.Write(signed)
-		ok := hmac.Equal(pm.h.Sum(pm.sum[:0]), want[:])
+		ok := hmac.Equal(pm.h.Sum(pm.sum[:0]), mac[:])
 		p.put(pm)
 		if ok {
 			return true

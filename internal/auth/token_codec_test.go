@@ -244,8 +244,11 @@ func TestWarnOtherSecret(t *testing.T) {
 	}
 	warnings := func() int { return strings.Count(logs.String(), "different token secret") }
 
-	// Malformed tokens and other algorithms are not another node's.
-	for _, token := range []string{"", "a.b.c", signClaims(t, jwt.SigningMethodHS512, testSecret, jwtClaims{Kind: TokenSession})} {
+	// Malformed tokens, malformed signatures and other algorithms are not
+	// another node's.
+	parts := strings.Split(foreign.GetToken(), ".")
+	for _, token := range []string{"", "a.b.c", parts[0] + "." + parts[1] + ".", parts[0] + "." + parts[1] + "." + parts[2][:20],
+		signClaims(t, jwt.SigningMethodHS512, testSecret, jwtClaims{Kind: TokenSession})} {
 		_, err := env.svc.VerifySession(token)
 		wantCode(t, err, codeUnauthenticated)
 	}
