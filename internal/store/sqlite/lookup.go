@@ -60,14 +60,20 @@ func startLookupWorkers(n int, run func(context.Context, store.CredentialKind, s
 	return w
 }
 
-// do runs one lookup on a worker and waits for its answer. ctx must not
-// be cancellable (see pointRead): the wait for the answer is not.
-func (w *lookupWorkers) do(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
+// do runs one lookup on a worker and waits for its answer. Waiting for a
+// free worker ends with ctx; the query runs under query, which should not
+// be cancellable (see pointRead), and is waited for to the end.
+func (w *lookupWorkers) do(ctx, query context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
 	l := w.free.Get().(*lookup)
-	l.ctx, l.kind, l.subject = ctx, kind, subject
+	l.ctx, l.kind, l.subject = query, kind, subject
 	select {
 	case w.reqs <- l:
+	case <-ctx.Done():
+		*l = lookup{ready: l.ready}
+		w.free.Put(l)
+		return store.Credential{}, store.Account{}, fmt.Errorf("sqlite: get credential and account: %w", ctx.Err())
 	case <-w.done:
+		*l = lookup{ready: l.ready}
 		w.free.Put(l)
 		return store.Credential{}, store.Account{}, fmt.Errorf("sqlite: get credential and account: %w", errClosed)
 	}

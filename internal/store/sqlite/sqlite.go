@@ -390,14 +390,14 @@ const credentialAccountQuery = `SELECT a.id, a.username, a.display_name, a.creat
 
 // CredentialAccount implements store.Store.
 func (c *conn) CredentialAccount(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
-	ctx, err := pointRead(ctx)
+	query, err := pointRead(ctx)
 	if err != nil {
 		return store.Credential{}, store.Account{}, fmt.Errorf("sqlite: get credential and account: %w", err)
 	}
 	if c.lookups != nil {
-		return c.lookups.do(ctx, kind, subject)
+		return c.lookups.do(ctx, query, kind, subject)
 	}
-	return c.credentialAccountOn(ctx, kind, subject)
+	return c.credentialAccountOn(query, kind, subject)
 }
 
 // credentialAccountOn runs the login lookup on the caller's goroutine.
@@ -425,8 +425,8 @@ func (c *conn) credentialAccountOn(ctx context.Context, kind store.CredentialKin
 // its cancellation, or ctx's error when it is already done. Such a read
 // takes microseconds and is not worth interrupting, while a cancellable
 // context costs the driver and database/sql a watcher goroutine each per
-// query, about a third of a login's lookup. The read still waits for a
-// free connection of the pool, and the pool's queries are all short.
+// query. The read still waits, without ctx, for a free connection of the
+// pool, whose queries are all short.
 func pointRead(ctx context.Context) (context.Context, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
