@@ -7,7 +7,9 @@
 //
 //   - Hasher hashes and verifies passwords with argon2id, encoded as PHC
 //     strings, with a bound on how many hashes run at once;
-//   - TokenIssuer signs and verifies HS256 JWTs, with secret rotation;
+//   - TokenIssuer signs and verifies HS256 JWTs, with secret rotation; it
+//     encodes them itself, without reflection, in the bytes golang-jwt
+//     wrote, so nodes of either kind accept each other's tokens;
 //   - Service implements AuthService (Authenticate, Refresh) on top of an
 //     AccountStore and is what the socket gateway asks to verify a token;
 //   - NewHandler and HTTPHandler expose Service as a Connect service, and
@@ -35,6 +37,13 @@
 // and answers BUSY at once above the bounds, so a flood cannot queue
 // everyone's logins behind the hasher. Device and custom logins are not
 // bounded this way.
+//
+// # One secret per cluster
+//
+// Every node of a cluster must share the token secret, or a token issued
+// by one node is refused by the others. A token with our header whose
+// signature matches none of this node's secrets makes Service log a
+// warning saying so, at most once per OtherSecretWarnEvery.
 //
 // Every error a client can cause is an *apierr.Error; anything else is an
 // internal failure that the edge reports as ERROR_CODE_INTERNAL.

@@ -363,10 +363,9 @@ func TestRefreshTokenWithoutFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A token as issued before families existed: same secret, no fam.
-	old, _, err := env.tokens.sign(Grant{UserID: res.GetSession().GetUserId(), Username: "x"}, TokenRefresh, env.clock.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	now := env.clock.Now()
+	old := env.tokens.sign(Grant{UserID: res.GetSession().GetUserId(), Username: "x"}, TokenRefresh,
+		NewFamily(), now.Unix(), now.Add(time.Hour).Unix())
 	_, err = env.svc.Refresh(context.Background(), &apiv1.RefreshRequest{RefreshToken: old})
 	e := wantCode(t, err, codeUnauthenticated)
 	if e.Message != "refresh token too old; authenticate again" {

@@ -124,6 +124,10 @@ type Service struct {
 	// trustedProxies is Config.TrustedProxies.
 	trustedProxies []netip.Prefix
 
+	// otherSecret rate-limits the warning about tokens signed with
+	// another secret.
+	otherSecret otherSecretWarning
+
 	startOnce sync.Once
 	stop      context.CancelFunc
 	sub       bus.Subscription
@@ -394,6 +398,7 @@ func (s *Service) Refresh(ctx context.Context, req *apiv1.RefreshRequest) (*apiv
 	}
 	claims, err := s.tokens.VerifyRefresh(req.GetRefreshToken())
 	if err != nil {
+		s.warnOtherSecret(ctx, err, TokenRefresh)
 		return nil, err
 	}
 	if claims.Family == "" {
@@ -454,12 +459,50 @@ func (s *Service) Refresh(ctx context.Context, req *apiv1.RefreshRequest) (*apiv
 func (s *Service) VerifySession(token string) (Claims, error) {
 	c, err := s.tokens.VerifySession(token)
 	if err != nil {
+		s.warnOtherSecret(context.Background(), err, TokenSession)
 		return Claims{}, err
 	}
 	if err := s.revoked.check(c); err != nil {
 		return Claims{}, err
 	}
 	return c, nil
+}
+
+// OtherSecretWarnEvery is how often at most Service logs that it refused
+// tokens signed with another secret.
+const OtherSecretWarnEvery = time.Minute
+
+// otherSecretWarning counts the tokens refused for their signature and
+// remembers when it last warned about them.
+type otherSecretWarning struct {
+	mu      sync.Mutex
+	warned  time.Time // zero: never
+	refused int64     // since the last warning
+}
+
+// warnOtherSecret logs a warning, at most once per OtherSecretWarnEvery,
+// when err says a token's signature matches none of this node's secrets:
+// the usual cause is a cluster whose nodes do not share one token secret.
+func (s *Service) warnOtherSecret(ctx context.Context, err error, kind TokenKind) {
+	if !errors.Is(err, errOtherSecret) {
+		return
+	}
+	now := s.now()
+	w := &s.otherSecret
+	w.mu.Lock()
+	w.refused++
+	refused := w.refused
+	warn := w.warned.IsZero() || now.Sub(w.warned) >= OtherSecretWarnEvery
+	if warn {
+		w.warned, w.refused = now, 0
+	}
+	w.mu.Unlock()
+	if warn {
+		s.log.WarnContext(ctx, "auth: refused a token signed with a different token secret (--token-secret); "+
+			"every node of a cluster must share one secret (TAISEN_TOKEN_SECRET, or the same token.secret file), "+
+			"or tokens issued by one node are refused by the others (a single node sees this for forged tokens too)",
+			"kind", kind, "refused", refused, "next_warning_after", OtherSecretWarnEvery)
+	}
 }
 
 // RevokeSessions makes every existing session token and refresh token of

@@ -2,11 +2,14 @@ package auth
 
 import (
 	"cmp"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
@@ -94,25 +97,21 @@ type Grant struct {
 	Epoch int64
 }
 
-// wireClaims is the JWT payload.
-type wireClaims struct {
-	jwt.RegisteredClaims
-	Username   string    `json:"username"`
-	Kind       TokenKind `json:"kind"`
-	Family     string    `json:"fam,omitempty"`
-	Generation int64     `json:"gen,omitempty"`
-	Epoch      int64     `json:"ep,omitempty"`
-}
-
 // TokenIssuer issues and verifies HS256 session and refresh tokens. It is
 // safe for concurrent use.
+//
+// The tokens are JWTs (RFC 7519) that this package encodes and decodes
+// itself, without reflection: the header is always tokenHeader and the
+// payload holds the claims in the order appendClaims writes them. See
+// token_codec.go.
 type TokenIssuer struct {
-	secret     []byte
-	verifyKeys jwt.VerificationKeySet
+	// signer holds HMAC state keyed with the signing secret.
+	signer *macPool
+	// verifiers are keyed with the signing secret, then the previous ones.
+	verifiers  []*macPool
 	sessionTTL time.Duration
 	refreshTTL time.Duration
 	now        func() time.Time
-	parser     *jwt.Parser
 }
 
 // NewTokenIssuer returns a TokenIssuer for cfg, or an error when a secret
@@ -125,7 +124,7 @@ func NewTokenIssuer(cfg TokenConfig) (*TokenIssuer, error) {
 		return nil, errors.New("auth: token TTLs must not be negative")
 	}
 	t := &TokenIssuer{
-		secret:     append([]byte(nil), cfg.Secret...),
+		signer:     newMACPool(cfg.Secret),
 		sessionTTL: cmp.Or(cfg.SessionTTL, DefaultSessionTTL),
 		refreshTTL: cmp.Or(cfg.RefreshTTL, DefaultRefreshTTL),
 		now:        cfg.Now,
@@ -133,19 +132,13 @@ func NewTokenIssuer(cfg TokenConfig) (*TokenIssuer, error) {
 	if t.now == nil {
 		t.now = time.Now
 	}
-	t.verifyKeys.Keys = append(t.verifyKeys.Keys, t.secret)
+	t.verifiers = append(t.verifiers, t.signer)
 	for i, s := range cfg.PreviousSecrets {
 		if len(s) < MinSecretLen {
 			return nil, fmt.Errorf("auth: previous token secret %d must be at least %d bytes, got %d", i, MinSecretLen, len(s))
 		}
-		t.verifyKeys.Keys = append(t.verifyKeys.Keys, append([]byte(nil), s...))
+		t.verifiers = append(t.verifiers, newMACPool(s))
 	}
-	t.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithStrictDecoding(),
-		jwt.WithTimeFunc(t.now),
-	)
 	return t, nil
 }
 
@@ -168,15 +161,17 @@ func (t *TokenIssuer) IssueGrant(g Grant) (*apiv1.Session, error) {
 	if g.Family == "" {
 		return nil, errors.New("auth: issue token: empty family")
 	}
+	// One read of the system's randomness for both token ids.
+	var ids [32]byte
+	if _, err := rand.Read(ids[:]); err != nil {
+		return nil, fmt.Errorf("auth: token ids: %w", err)
+	}
 	now := t.now()
-	session, sessionExp, err := t.sign(g, TokenSession, now, t.sessionTTL)
-	if err != nil {
-		return nil, err
-	}
-	refresh, refreshExp, err := t.sign(g, TokenRefresh, now, t.refreshTTL)
-	if err != nil {
-		return nil, err
-	}
+	iat := now.Unix()
+	sessionExp := now.Add(t.sessionTTL).Truncate(time.Second)
+	refreshExp := now.Add(t.refreshTTL).Truncate(time.Second)
+	session := t.sign(g, TokenSession, uuidV4(ids[:16]), iat, sessionExp.Unix())
+	refresh := t.sign(g, TokenRefresh, uuidV4(ids[16:]), iat, refreshExp.Unix())
 	userID, username := g.UserID, g.Username
 	return &apiv1.Session{
 		Token:              session,
@@ -194,31 +189,24 @@ func (t *TokenIssuer) RefreshTTL() time.Duration { return t.refreshTTL }
 // SessionTTL is the lifetime of session tokens.
 func (t *TokenIssuer) SessionTTL() time.Duration { return t.sessionTTL }
 
-func (t *TokenIssuer) sign(g Grant, kind TokenKind, now time.Time, ttl time.Duration) (string, time.Time, error) {
-	id, err := uuid.NewRandom()
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("auth: token id: %w", err)
-	}
-	iat := now.Truncate(time.Second)
-	exp := now.Add(ttl).Truncate(time.Second)
-	c := wireClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   g.UserID,
-			IssuedAt:  jwt.NewNumericDate(iat),
-			ExpiresAt: jwt.NewNumericDate(exp),
-			ID:        id.String(),
-		},
-		Username:   g.Username,
-		Kind:       kind,
-		Family:     g.Family,
-		Generation: g.Generation,
-		Epoch:      g.Epoch,
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("auth: sign %s token: %w", kind, err)
-	}
-	return s, exp, nil
+// sign returns the token for g's claims, of the kind given, with token id
+// jti, issued at iat and expiring at exp (Unix seconds).
+func (t *TokenIssuer) sign(g Grant, kind TokenKind, jti string, iat, exp int64) string {
+	m := t.signer.get()
+	defer t.signer.put(m)
+	var claims [512]byte
+	payload := appendClaims(claims[:0], wireClaims{
+		Subject: g.UserID, Username: g.Username, Kind: kind, TokenID: jti, Family: g.Family,
+		Generation: g.Generation, Epoch: g.Epoch, IssuedAt: iat, ExpiresAt: exp,
+	})
+	b := append(m.buf[:0], tokenHeader...)
+	b = append(b, '.')
+	b = b64.AppendEncode(b, payload)
+	m.h.Write(b)
+	b = append(b, '.')
+	b = b64.AppendEncode(b, m.h.Sum(m.sum[:0]))
+	m.buf = b
+	return string(b)
 }
 
 // VerifySession checks a session token and returns its claims. An expired
@@ -250,24 +238,54 @@ func (t *TokenIssuer) verify(token string, want TokenKind) (Claims, error) {
 		// have many spellings.
 		return invalid(errors.New("character outside base64url and '.'"))
 	}
-	var c wireClaims
-	_, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.verifyKeys, nil })
+	header, rest, _ := strings.Cut(token, ".")
+	payload, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(sig, '.') >= 0 {
+		return invalid(errors.New("not three segments"))
+	}
+	if header != tokenHeader {
+		return invalid(errors.New("unexpected header (not HS256)"))
+	}
+	m := t.signer.get()
+	defer t.signer.put(m)
+	var err error
+	m.buf = append(m.buf[:0], token...)
+	signed := m.buf[:len(header)+1+len(payload)]
+	var mac [sha256.Size]byte
+	if n, err := b64.Decode(mac[:], m.buf[len(signed)+1:]); err != nil || n != len(mac) || len(sig) != b64.EncodedLen(len(mac)) {
+		return invalid(errors.New("malformed signature"))
+	}
+	if !t.signedByUs(m, signed, mac) {
+		return invalid(errOtherSecret)
+	}
+	// The signature is checked first: what follows decodes only what a
+	// holder of the secret wrote.
+	m.raw, err = b64.AppendDecode(m.raw[:0], signed[len(header)+1:])
 	if err != nil {
-		// The signature is checked before the claims, so ErrTokenExpired
-		// means a genuine token of ours that is past its exp.
-		if errors.Is(err, jwt.ErrTokenExpired) && c.Kind == want {
-			return Claims{}, apierr.Wrap(realtimev1.ErrorCode_ERROR_CODE_TOKEN_EXPIRED, err, string(want)+" token expired")
-		}
+		return invalid(fmt.Errorf("payload: %w", err))
+	}
+	c, err := decodeClaims(m.raw)
+	if err != nil {
 		return invalid(err)
 	}
+	now := t.now()
 	switch {
+	case !c.has(claimExp):
+		return invalid(errors.New("no expiry"))
+	case !now.Before(time.Unix(c.ExpiresAt, 0)):
+		if c.Kind == want {
+			return Claims{}, apierr.Wrap(realtimev1.ErrorCode_ERROR_CODE_TOKEN_EXPIRED, errTokenExpired, string(want)+" token expired")
+		}
+		return invalid(errTokenExpired)
+	case c.has(claimNbf) && now.Before(time.Unix(c.NotBefore, 0)):
+		return invalid(errors.New("token not valid yet"))
 	case c.Kind != want:
 		return invalid(fmt.Errorf("token kind %q", c.Kind))
 	case c.Subject == "":
 		return invalid(errors.New("no subject"))
-	case c.ID == "":
+	case c.TokenID == "":
 		return invalid(errors.New("no token id"))
-	case c.IssuedAt == nil:
+	case !c.has(claimIat):
 		return invalid(errors.New("no issued-at"))
 	case c.Generation < 0 || c.Epoch < 0:
 		return invalid(errors.New("negative generation or epoch"))
@@ -276,13 +294,32 @@ func (t *TokenIssuer) verify(token string, want TokenKind) (Claims, error) {
 		UserID:     c.Subject,
 		Username:   c.Username,
 		Kind:       c.Kind,
-		TokenID:    c.ID,
-		IssuedAt:   c.IssuedAt.Time,
-		ExpiresAt:  c.ExpiresAt.Time,
+		TokenID:    c.TokenID,
+		IssuedAt:   time.Unix(c.IssuedAt, 0),
+		ExpiresAt:  time.Unix(c.ExpiresAt, 0),
 		Family:     c.Family,
 		Generation: c.Generation,
 		Epoch:      c.Epoch,
 	}, nil
+}
+
+// signedByUs reports whether mac is the HMAC-SHA256 of signed under one
+// of the verification secrets. m is the signing secret's.
+func (t *TokenIssuer) signedByUs(m *macState, signed []byte, mac [sha256.Size]byte) bool {
+	m.h.Write(signed)
+	if hmac.Equal(m.h.Sum(m.sum[:0]), mac[:]) {
+		return true
+	}
+	for _, p := range t.verifiers[1:] {
+		pm := p.get()
+		pm.h.Write(signed)
+		ok := hmac.Equal(pm.h.Sum(pm.sum[:0]), mac[:])
+		p.put(pm)
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // tokenAlphabet reports whether s holds only unpadded base64url characters

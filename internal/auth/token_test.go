@@ -184,6 +184,17 @@ func TestTokenRotation(t *testing.T) {
 	wantCode(t, err, codeUnauthenticated)
 }
 
+// jwtClaims are the claims as golang-jwt encodes them: the encoding older
+// nodes used, and the reference that tokens stay compatible with.
+type jwtClaims struct {
+	jwt.RegisteredClaims
+	Username   string    `json:"username"`
+	Kind       TokenKind `json:"kind"`
+	Family     string    `json:"fam,omitempty"`
+	Generation int64     `json:"gen,omitempty"`
+	Epoch      int64     `json:"ep,omitempty"`
+}
+
 // signClaims signs arbitrary claims, for forging tokens.
 func signClaims(t *testing.T, method jwt.SigningMethod, key any, claims jwt.Claims) string {
 	t.Helper()
@@ -224,8 +235,8 @@ func TestTokenRejected(t *testing.T) {
 	sig[len(sig)/2] ^= 1 // flip a bit in the middle: stays valid base64
 	tamperedSig := parts[0] + "." + parts[1] + "." + string(sig)
 
-	valid := func() wireClaims {
-		return wireClaims{
+	valid := func() jwtClaims {
+		return jwtClaims{
 			RegisteredClaims: jwt.RegisteredClaims{
 				Subject:   "user-1",
 				IssuedAt:  jwt.NewNumericDate(t0),

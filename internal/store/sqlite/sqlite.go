@@ -69,6 +69,8 @@ type conn struct {
 	// credentialAccount is the login lookup prepared on the read pool;
 	// nil inside a transaction.
 	credentialAccount *sql.Stmt
+	// lookups runs credentialAccount; nil inside a transaction.
+	lookups *lookupWorkers
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -124,6 +126,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		read: read, write: write, credentialAccount: stmt,
 		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
+	s.lookups = startLookupWorkers(readers, s.credentialAccountOn)
 	return s, nil
 }
 
@@ -238,6 +241,10 @@ const selectAccount = `SELECT ` + accountColumns + ` FROM accounts`
 
 // Account implements store.Store.
 func (c *conn) Account(ctx context.Context, id string) (store.Account, error) {
+	ctx, err := pointRead(ctx)
+	if err != nil {
+		return store.Account{}, fmt.Errorf("sqlite: get account: %w", err)
+	}
 	a, err := scanAccount(c.read.QueryRowContext(ctx, selectAccount+` WHERE id = ?`, id))
 	if err != nil {
 		return store.Account{}, fmt.Errorf("sqlite: get account: %w", err)
@@ -384,6 +391,18 @@ const credentialAccountQuery = `SELECT a.id, a.username, a.display_name, a.creat
 
 // CredentialAccount implements store.Store.
 func (c *conn) CredentialAccount(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
+	query, err := pointRead(ctx)
+	if err != nil {
+		return store.Credential{}, store.Account{}, fmt.Errorf("sqlite: get credential and account: %w", err)
+	}
+	if c.lookups != nil {
+		return c.lookups.do(ctx, query, kind, subject)
+	}
+	return c.credentialAccountOn(query, kind, subject)
+}
+
+// credentialAccountOn runs the login lookup on the caller's goroutine.
+func (c *conn) credentialAccountOn(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
 	var row *sql.Row
 	if c.credentialAccount != nil {
 		row = c.credentialAccount.QueryRowContext(ctx, string(kind), subject)
@@ -401,6 +420,19 @@ func (c *conn) CredentialAccount(ctx context.Context, kind store.CredentialKind,
 		return store.Credential{}, store.Account{}, fmt.Errorf("sqlite: get credential and account: %w", err)
 	}
 	return cred, a, nil
+}
+
+// pointRead returns the context for a read of one row by key: ctx without
+// its cancellation, or ctx's error when it is already done. Such a read
+// takes microseconds and is not worth interrupting, while a cancellable
+// context costs the driver and database/sql a watcher goroutine each per
+// query. The read still waits, without ctx, for a free connection of the
+// pool, whose queries are all short.
+func pointRead(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
 }
 
 // Credentials implements store.Store. It returns ErrNotFound when the
@@ -646,6 +678,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements store.Store. It waits for queries in progress to end.
 // Calling Close again returns nil.
 func (s *Store) Close() error {
+	s.lookups.stop()
 	if err := errors.Join(s.credentialAccount.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
@@ -699,10 +732,46 @@ func nullTime(t time.Time) any {
 	return formatTime(t)
 }
 
+// parseTime parses a timestamp in timeLayout.
 func parseTime(s string) (time.Time, error) {
+	if t, ok := parseTimeFast(s); ok {
+		return t, nil
+	}
 	t, err := time.Parse(timeLayout, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("parse timestamp %q: %w", s, err)
 	}
 	return t, nil
+}
+
+// parseTimeFast parses s in timeLayout without time.Parse's generality (a
+// login reads three timestamps). It reports false for anything but a
+// well-formed, valid timestamp; time.Parse then says what is wrong.
+func parseTimeFast(s string) (time.Time, bool) {
+	// 2006-01-02T15:04:05.000Z
+	if len(s) != len(timeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+		s[16] != ':' || s[19] != '.' || s[23] != 'Z' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				ok = false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec, ms := num(11, 2), num(14, 2), num(17, 2), num(20, 3)
+	if !ok || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, ms*int(time.Millisecond), time.UTC)
+	if t.Day() != day { // past the month's end
+		return time.Time{}, false
+	}
+	return t, true
 }

@@ -46,3 +46,7 @@ func BenchmarkPutInbox(b *testing.B) {
 func BenchmarkInbox(b *testing.B) {
 	storetest.BenchInbox(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil))
 }
+
+func BenchmarkLoginLookupFresh(b *testing.B) {
+	storetest.BenchLoginLookupFresh(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil))
+}

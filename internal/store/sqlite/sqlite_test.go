@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -177,4 +179,81 @@ func (r *recorder) versions() []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]int64(nil), r.vers...)
+}
+
+// TestPointReadsHonourDoneContext checks that the point lookups, which run
+// without their context's cancellation, still refuse a context that is
+// already done, and answer under a live cancellable one.
+func TestPointReadsHonourDoneContext(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "taisen.db"), nil)
+	live, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	a, err := s.CreateAccount(live, store.Account{ID: "acc-1", Username: "alice"},
+		store.Credential{Kind: store.CredentialDevice, Subject: "device-0001", AccountID: "acc-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := s.CredentialAccount(live, store.CredentialDevice, "device-0001"); err != nil || got.ID != a.ID {
+		t.Fatalf("CredentialAccount = %+v, %v; want account %s", got, err, a.ID)
+	}
+	if got, err := s.Account(live, a.ID); err != nil || got.ID != a.ID {
+		t.Fatalf("Account = %+v, %v; want account %s", got, err, a.ID)
+	}
+	cancel()
+	if _, _, err := s.CredentialAccount(live, store.CredentialDevice, "device-0001"); !errors.Is(err, context.Canceled) {
+		t.Errorf("CredentialAccount with a canceled context: err = %v, want context.Canceled", err)
+	}
+	if _, err := s.Account(live, a.ID); !errors.Is(err, context.Canceled) {
+		t.Errorf("Account with a canceled context: err = %v, want context.Canceled", err)
+	}
+}
+
+// TestLoginLookupsConcurrent checks that concurrent logins, which share
+// the lookup workers, each get their own account.
+func TestLoginLookupsConcurrent(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "taisen.db"), nil)
+	const accounts, rounds = 16, 40
+	for i := range accounts {
+		id := fmt.Sprintf("acc-%02d", i)
+		if _, err := s.CreateAccount(t.Context(), store.Account{ID: id, Username: "user-" + id},
+			store.Credential{Kind: store.CredentialDevice, Subject: "device-" + id, AccountID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range accounts {
+		id := fmt.Sprintf("acc-%02d", i)
+		wg.Go(func() {
+			for range rounds {
+				c, a, err := s.CredentialAccount(t.Context(), store.CredentialDevice, "device-"+id)
+				if err != nil || a.ID != id || a.Username != "user-"+id || c.AccountID != id || c.Subject != "device-"+id {
+					t.Errorf("CredentialAccount(device-%s) = %+v, %+v, %v", id, c, a, err)
+					return
+				}
+				if _, _, err := s.CredentialAccount(t.Context(), store.CredentialDevice, "missing-"+id); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("CredentialAccount(missing-%s): err = %v, want ErrNotFound", id, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestLoginLookupAfterClose checks that a lookup on a closed Store fails
+// at once instead of waiting for workers that are gone.
+func TestLoginLookupAfterClose(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "taisen.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CredentialAccount(t.Context(), store.CredentialDevice, "device-0001"); err == nil {
+		t.Error("CredentialAccount on a closed Store succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
+	}
 }

@@ -208,3 +208,34 @@ func BenchInbox(b *testing.B, s store.Store) {
 		}
 	}
 }
+
+// BenchLoginLookupFresh measures CredentialAccount as the socket gateway
+// runs it: each login on a new goroutine, whose stack starts small.
+func BenchLoginLookupFresh(b *testing.B, s store.Store) {
+	const accounts = 256
+	ctx := b.Context()
+	subjects := make([]string, accounts)
+	for i := range subjects {
+		id := newID()
+		subjects[i] = fmt.Sprintf("device-%d-%s", i, id)
+		if _, err := s.CreateAccount(ctx,
+			store.Account{ID: id, Username: "bench-" + id},
+			store.Credential{Kind: store.CredentialDevice, Subject: subjects[i]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	errs := make(chan error)
+	var i int
+	for b.Loop() {
+		subject := subjects[i%accounts]
+		i++
+		go func() {
+			_, _, err := s.CredentialAccount(ctx, store.CredentialDevice, subject)
+			errs <- err
+		}()
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
