@@ -338,7 +338,16 @@ func (g *Gateway) activate(s *Session) error {
 func (g *Gateway) claim(ctx context.Context, s *Session) (*clusterv1.SessionRecord, error) {
 	val := s.record(g.cfg.NodeID)
 	for attempt := 0; attempt < 10; attempt++ {
-		e, err := g.kv.Get(ctx, s.userID)
+		var e bus.Entry
+		var err error
+		if attempt == 0 {
+			// Most logins find no record: try to create it first, which
+			// saves a round trip; a record that exists sends the loop to
+			// read and replace it.
+			err = bus.ErrKeyNotFound
+		} else {
+			e, err = g.kv.Get(ctx, s.userID)
+		}
 		var prev *clusterv1.SessionRecord
 		var rev uint64
 		switch {

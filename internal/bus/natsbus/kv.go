@@ -200,8 +200,24 @@ func (k *kvBucket) publish(ctx context.Context, key string, value []byte, opts .
 }
 
 // check validates a key and a ttl.
+// validKey reports whether key matches keyRe, without the regexp (it
+// runs on every session record write).
+func validKey(key string) bool {
+	if key == "" {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '/', c == '_', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func (k *kvBucket) check(key string, ttl time.Duration) error {
-	if !keyRe.MatchString(key) {
+	if !validKey(key) {
 		return fmt.Errorf("%w %q: use letters, digits, \"-\", \"_\", \"=\" and \"/\" (no dots)", ErrInvalidKey, key)
 	}
 	if ttl < 0 {

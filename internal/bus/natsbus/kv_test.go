@@ -280,3 +280,11 @@ func TestRoundTTL(t *testing.T) {
 }
 
 func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
+
+func TestValidKeyMatchesPattern(t *testing.T) {
+	for _, k := range []string{"", "a", "user-1", "a/b=c_d", "a.b", "a b", "é", "A9-/_=", "*", ">", "a\x00"} {
+		if got, want := validKey(k), keyRe.MatchString(k); got != want {
+			t.Errorf("validKey(%q) = %v, the pattern says %v", k, got, want)
+		}
+	}
+}
