@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -29,6 +30,37 @@ const nodeQueue = 1024
 type nodeMsg struct {
 	m   *bus.Msg
 	req *clusterv1.NodeRequest
+	// batch, when set, is the part of a DeliverBatch for this worker's
+	// users; the items' replies go into the shared batchReply.
+	batch *batchPart
+}
+
+// batchPart is the share of a DeliverBatch one worker handles.
+type batchPart struct {
+	reply *batchReply
+	idx   []int // positions of the items in the batch
+}
+
+// batchReply collects the replies of a DeliverBatch's items, which come
+// from several workers (and later for sessions being established), and
+// answers once all are in.
+type batchReply struct {
+	g         *Gateway
+	m         *bus.Msg
+	items     []*clusterv1.DeliverReply
+	mu        sync.Mutex
+	remaining int
+}
+
+func (b *batchReply) set(i int, r *clusterv1.DeliverReply) {
+	b.mu.Lock()
+	b.items[i] = r
+	b.remaining--
+	done := b.remaining == 0
+	b.mu.Unlock()
+	if done {
+		b.g.respond(b.m, &clusterv1.NodeReply{Body: &clusterv1.NodeReply_DeliverBatch{DeliverBatch: &clusterv1.DeliverBatchReply{Items: b.items}}})
+	}
 }
 
 // startNodeWorkers starts the workers that handle node requests.
@@ -45,7 +77,7 @@ func (g *Gateway) startNodeWorkers() {
 				case <-g.baseCtx.Done():
 					return
 				case nm := <-q:
-					g.handleNodeRequest(nm.m, nm.req)
+					g.handleNodeRequest(nm)
 				}
 			}
 		}()
@@ -88,6 +120,10 @@ func (g *Gateway) onNodeRequest(m *bus.Msg) {
 		user = body.TakeOver.UserId
 	case *clusterv1.NodeRequest_Deliver:
 		user = body.Deliver.UserId
+	case *clusterv1.NodeRequest_DeliverBatch:
+		g.metrics.nodeRequests.WithLabelValues("deliver_batch").Inc()
+		g.queueBatch(m, body.DeliverBatch.Items)
+		return
 	case *clusterv1.NodeRequest_Multicast:
 		// Ephemeral and for several users: no per-user order to keep, and
 		// handled on the spot (one encode, non-blocking queues).
@@ -100,12 +136,49 @@ func (g *Gateway) onNodeRequest(m *bus.Msg) {
 	}
 	q := g.nodeq[maphash.String(g.seed, user)%uint64(len(g.nodeq))]
 	select {
-	case q <- nodeMsg{m, req}:
+	case q <- nodeMsg{m: m, req: req}:
 	case <-g.baseCtx.Done():
 	}
 }
 
-func (g *Gateway) handleNodeRequest(m *bus.Msg, req *clusterv1.NodeRequest) {
+// queueBatch splits a DeliverBatch among the workers of its users, so
+// each user's deliveries keep their order with its other requests.
+func (g *Gateway) queueBatch(m *bus.Msg, items []*clusterv1.Deliver) {
+	if len(items) == 0 {
+		g.respond(m, &clusterv1.NodeReply{Body: &clusterv1.NodeReply_DeliverBatch{DeliverBatch: &clusterv1.DeliverBatchReply{}}})
+		return
+	}
+	br := &batchReply{g: g, m: m, items: make([]*clusterv1.DeliverReply, len(items)), remaining: len(items)}
+	parts := make(map[int]*batchPart)
+	for i, it := range items {
+		w := int(maphash.String(g.seed, it.UserId) % uint64(len(g.nodeq)))
+		p := parts[w]
+		if p == nil {
+			p = &batchPart{reply: br}
+			parts[w] = p
+		}
+		p.idx = append(p.idx, i)
+	}
+	req := &clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_DeliverBatch{DeliverBatch: &clusterv1.DeliverBatch{Items: items}}}
+	for w, p := range parts {
+		select {
+		case g.nodeq[w] <- nodeMsg{m: m, req: req, batch: p}:
+		case <-g.baseCtx.Done():
+			return
+		}
+	}
+}
+
+func (g *Gateway) handleNodeRequest(nm nodeMsg) {
+	m, req := nm.m, nm.req
+	if nm.batch != nil {
+		items := req.GetDeliverBatch().GetItems()
+		for _, i := range nm.batch.idx {
+			br := nm.batch.reply
+			g.handleDeliver(items[i], func(r *clusterv1.DeliverReply) { br.set(i, r) })
+		}
+		return
+	}
 	switch body := req.Body.(type) {
 	case *clusterv1.NodeRequest_Kick:
 		g.metrics.nodeRequests.WithLabelValues("kick").Inc()
@@ -358,6 +431,77 @@ func (g *Gateway) Send(ctx context.Context, userID string, m Message) (uint64, e
 		}
 	}
 	return 0, ErrOffline
+}
+
+// SendMany delivers m to many users, grouping them by node: one bus
+// request per node instead of one per user. It returns, per user in
+// order, the push's seq (0 for an ephemeral message) and nil, ErrOffline,
+// or another error. A user whose session moved meanwhile is retried alone.
+func (g *Gateway) SendMany(ctx context.Context, userIDs []string, m Message) ([]uint64, []error) {
+	seqs := make([]uint64, len(userIDs))
+	errs := make([]error, len(userIDs))
+	recs := make([]*clusterv1.SessionRecord, len(userIDs))
+	parallel(len(userIDs), 64, func(i int) {
+		recs[i], errs[i] = g.Lookup(ctx, userIDs[i])
+	})
+	byNode := make(map[string][]int)
+	for i, rec := range recs {
+		if errs[i] == nil {
+			byNode[rec.NodeId] = append(byNode[rec.NodeId], i)
+		}
+	}
+	var retry []int
+	var mu sync.Mutex
+	nodes := make([]string, 0, len(byNode))
+	for n := range byNode {
+		nodes = append(nodes, n)
+	}
+	parallel(len(nodes), 16, func(k int) {
+		idx := byNode[nodes[k]]
+		items := make([]*clusterv1.Deliver, len(idx))
+		for j, i := range idx {
+			items[j] = &clusterv1.Deliver{UserId: userIDs[i], SessionId: recs[i].SessionId, Kind: m.Kind, Payload: m.Payload,
+				Id: m.ID, Ephemeral: m.Ephemeral, PayloadType: m.PayloadType}
+		}
+		reply, err := g.nodeRequest(ctx, nodes[k], &clusterv1.NodeRequest{Body: &clusterv1.NodeRequest_DeliverBatch{DeliverBatch: &clusterv1.DeliverBatch{Items: items}}})
+		got := reply.GetDeliverBatch().GetItems()
+		mu.Lock()
+		defer mu.Unlock()
+		for j, i := range idx {
+			switch {
+			case errors.Is(err, bus.ErrNoResponders) || (err == nil && (j >= len(got) || !got[j].GetDelivered())):
+				retry = append(retry, i) // the session moved or was replaced meanwhile
+			case err != nil:
+				errs[i] = err
+			default:
+				seqs[i] = got[j].Seq
+			}
+		}
+	})
+	parallel(len(retry), 64, func(k int) {
+		i := retry[k]
+		seqs[i], errs[i] = g.Send(ctx, userIDs[i], m)
+	})
+	return seqs, errs
+}
+
+// parallel runs fn(0..n-1) with at most limit at once.
+func parallel(n, limit int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // Recipient is where a user's session lives, as read from its record.

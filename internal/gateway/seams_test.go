@@ -285,3 +285,36 @@ func TestTypedPayloads(t *testing.T) {
 		}
 	}
 }
+
+// TestSendMany delivers to users on two nodes and one offline user with
+// one request per node; every online player gets the push.
+func TestSendMany(t *testing.T) {
+	url := taisentest.StartNATS(t)
+	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a})
+	var users []string
+	var conns []*tconn
+	for i, n := range []*taisentest.Node{a, b, a, b, a} {
+		sess := login(t, n, fmt.Sprintf("device-sendmany-%d", i))
+		c, _ := open(t, n, sess.Token, "", 0)
+		users = append(users, sess.UserId)
+		conns = append(conns, c)
+	}
+	offline := login(t, a, "device-sendmany-off")
+	all := append(append([]string(nil), users...), offline.UserId)
+	for round := 1; round <= 2; round++ {
+		seqs, errs := b.Gateway().SendMany(context.Background(), all, gateway.Message{Kind: "bulk", Payload: []byte{byte(round)}})
+		for i := range users {
+			if errs[i] != nil || seqs[i] != uint64(round) {
+				t.Fatalf("round %d user %d: seq %d err %v", round, i, seqs[i], errs[i])
+			}
+			fr := conns[i].mustRecv()
+			if p := fr.GetPush(); p == nil || p.Seq != uint64(round) || p.Kind != "bulk" {
+				t.Fatalf("round %d user %d: got %v", round, i, fr)
+			}
+		}
+		if !errors.Is(errs[len(users)], gateway.ErrOffline) {
+			t.Fatalf("offline user: %v", errs[len(users)])
+		}
+	}
+}

@@ -35,6 +35,7 @@ import (
 // Gateway is what notify needs of the node's gateway.
 type Gateway interface {
 	Send(ctx context.Context, userID string, m gateway.Message) (uint64, error)
+	SendMany(ctx context.Context, userIDs []string, m gateway.Message) ([]uint64, []error)
 	PushLocal(sessionIDs []string, m gateway.Message) int
 	Lookup(ctx context.Context, userID string) (*clusterv1.SessionRecord, error)
 	SetStatus(ctx context.Context, sessionID string, playing bool, activity string) (*clusterv1.SessionRecord, error)

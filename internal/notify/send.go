@@ -111,66 +111,94 @@ func (s *Service) Send(ctx context.Context, userIDs []string, n Note) (string, [
 		if err != nil {
 			return "", nil, fmt.Errorf("notify: keep in the inbox: %w", err)
 		}
-		s.each(userIDs, func(i int, u string) {
+		var live []int
+		for i := range userIDs {
 			if !inserted[i] {
+				out[i] = adminv1.SendOutcome_SEND_OUTCOME_DUPLICATE
+				continue
+			}
+			out[i] = adminv1.SendOutcome_SEND_OUTCOME_STORED
+			live = append(live, i)
+		}
+		for j, ok := range s.deliverMany(ctx, pick(userIDs, live), payload, n.ID) {
+			if ok {
+				out[live[j]] = adminv1.SendOutcome_SEND_OUTCOME_DELIVERED
+			}
+		}
+		return n.ID, out, nil
+	}
+	// Not kept: filter (playing), de-duplicate producer ids, deliver.
+	var send []int
+	keys := make([]string, len(userIDs))
+	revs := make([]uint64, len(userIDs))
+	s.each(userIDs, func(i int, u string) {
+		if n.Mode == apiv1.NotifyMode_NOTIFY_MODE_PLAYING {
+			rec, err := s.gw.Lookup(ctx, u)
+			if err != nil {
+				out[i] = adminv1.SendOutcome_SEND_OUTCOME_OFFLINE
+				return
+			}
+			if !rec.Playing {
+				out[i] = adminv1.SendOutcome_SEND_OUTCOME_NOT_PLAYING
+				return
+			}
+		}
+		if producerID {
+			keys[i] = dedupKey(u, n.ID)
+			r, err := s.dedup.Create(ctx, keys[i], nil, 0)
+			if errors.Is(err, bus.ErrKeyExists) {
 				out[i] = adminv1.SendOutcome_SEND_OUTCOME_DUPLICATE
 				return
 			}
-			out[i] = adminv1.SendOutcome_SEND_OUTCOME_STORED
-			if s.deliver(ctx, u, payload, n.ID) {
-				out[i] = adminv1.SendOutcome_SEND_OUTCOME_DELIVERED
+			if err != nil {
+				s.log.Warn("notification de-duplication unavailable; delivering anyway", "err", err)
 			}
-		})
-		return n.ID, out, nil
-	}
-	s.each(userIDs, func(i int, u string) {
-		out[i] = s.sendNow(ctx, u, n, payload, producerID)
+			revs[i] = r
+		}
 	})
+	for i := range userIDs {
+		if out[i] == adminv1.SendOutcome_SEND_OUTCOME_UNSPECIFIED {
+			send = append(send, i)
+		}
+	}
+	for j, ok := range s.deliverMany(ctx, pick(userIDs, send), payload, "") {
+		i := send[j]
+		if ok {
+			out[i] = adminv1.SendOutcome_SEND_OUTCOME_DELIVERED
+			continue
+		}
+		out[i] = adminv1.SendOutcome_SEND_OUTCOME_OFFLINE
+		if revs[i] != 0 {
+			// Not delivered: the id may be sent again.
+			_ = s.dedup.Delete(ctx, keys[i], revs[i])
+		}
+	}
 	return n.ID, out, nil
 }
 
-// sendNow delivers a notification that is never kept.
-func (s *Service) sendNow(ctx context.Context, user string, n Note, payload []byte, producerID bool) adminv1.SendOutcome {
-	if n.Mode == apiv1.NotifyMode_NOTIFY_MODE_PLAYING {
-		rec, err := s.gw.Lookup(ctx, user)
-		if err != nil {
-			return adminv1.SendOutcome_SEND_OUTCOME_OFFLINE
-		}
-		if !rec.Playing {
-			return adminv1.SendOutcome_SEND_OUTCOME_NOT_PLAYING
-		}
+func pick(all []string, idx []int) []string {
+	out := make([]string, len(idx))
+	for j, i := range idx {
+		out[j] = all[i]
 	}
-	var key string
-	var rev uint64
-	if producerID {
-		key = dedupKey(user, n.ID)
-		r, err := s.dedup.Create(ctx, key, nil, 0)
-		if errors.Is(err, bus.ErrKeyExists) {
-			return adminv1.SendOutcome_SEND_OUTCOME_DUPLICATE
-		}
-		if err != nil {
-			s.log.Warn("notification de-duplication unavailable; delivering anyway", "err", err)
-		}
-		rev = r
-	}
-	if s.deliver(ctx, user, payload, "") {
-		return adminv1.SendOutcome_SEND_OUTCOME_DELIVERED
-	}
-	if rev != 0 {
-		// Not delivered: the id may be sent again.
-		_ = s.dedup.Delete(ctx, key, rev)
-	}
-	return adminv1.SendOutcome_SEND_OUTCOME_OFFLINE
+	return out
 }
 
-// deliver pushes a notification to the user's session; ackID is set for
-// stored items, which the client acknowledges.
-func (s *Service) deliver(ctx context.Context, user string, payload []byte, ackID string) bool {
-	_, err := s.gw.Send(ctx, user, gateway.Message{Kind: PushKind, Payload: payload, PayloadType: notificationType, ID: ackID})
-	if err != nil && !errors.Is(err, gateway.ErrOffline) {
-		s.log.Warn("deliver notification", "user", user, "err", err)
+// deliverMany pushes a notification to users' sessions, one bus request
+// per node; ackID is set for stored items, which the client acknowledges.
+func (s *Service) deliverMany(ctx context.Context, users []string, payload []byte, ackID string) []bool {
+	ok := make([]bool, len(users))
+	if len(users) == 0 {
+		return ok
 	}
-	return err == nil
+	_, errs := s.gw.SendMany(ctx, users, gateway.Message{Kind: PushKind, Payload: payload, PayloadType: notificationType, ID: ackID})
+	for i, err := range errs {
+		ok[i] = err == nil
+		if err != nil && !errors.Is(err, gateway.ErrOffline) {
+			s.log.Warn("deliver notification", "user", users[i], "err", err)
+		}
+	}
+	return ok
 }
 
 // each runs fn for every user with bounded concurrency.

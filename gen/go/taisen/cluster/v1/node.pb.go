@@ -128,6 +128,7 @@ type NodeRequest struct {
 	//	*NodeRequest_TakeOver
 	//	*NodeRequest_Deliver
 	//	*NodeRequest_Multicast
+	//	*NodeRequest_DeliverBatch
 	Body          isNodeRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -206,6 +207,15 @@ func (x *NodeRequest) GetMulticast() *Multicast {
 	return nil
 }
 
+func (x *NodeRequest) GetDeliverBatch() *DeliverBatch {
+	if x != nil {
+		if x, ok := x.Body.(*NodeRequest_DeliverBatch); ok {
+			return x.DeliverBatch
+		}
+	}
+	return nil
+}
+
 type isNodeRequest_Body interface {
 	isNodeRequest_Body()
 }
@@ -226,6 +236,10 @@ type NodeRequest_Multicast struct {
 	Multicast *Multicast `protobuf:"bytes,4,opt,name=multicast,proto3,oneof"`
 }
 
+type NodeRequest_DeliverBatch struct {
+	DeliverBatch *DeliverBatch `protobuf:"bytes,5,opt,name=deliver_batch,json=deliverBatch,proto3,oneof"`
+}
+
 func (*NodeRequest_Kick) isNodeRequest_Body() {}
 
 func (*NodeRequest_TakeOver) isNodeRequest_Body() {}
@@ -233,6 +247,98 @@ func (*NodeRequest_TakeOver) isNodeRequest_Body() {}
 func (*NodeRequest_Deliver) isNodeRequest_Body() {}
 
 func (*NodeRequest_Multicast) isNodeRequest_Body() {}
+
+func (*NodeRequest_DeliverBatch) isNodeRequest_Body() {}
+
+// DeliverBatch is several Deliver requests for sessions of one node, sent
+// as one bus request; the reply holds one DeliverReply per item, in order.
+type DeliverBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*Deliver             `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverBatch) Reset() {
+	*x = DeliverBatch{}
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverBatch) ProtoMessage() {}
+
+func (x *DeliverBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverBatch.ProtoReflect.Descriptor instead.
+func (*DeliverBatch) Descriptor() ([]byte, []int) {
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeliverBatch) GetItems() []*Deliver {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type DeliverBatchReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*DeliverReply        `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverBatchReply) Reset() {
+	*x = DeliverBatchReply{}
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverBatchReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverBatchReply) ProtoMessage() {}
+
+func (x *DeliverBatchReply) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverBatchReply.ProtoReflect.Descriptor instead.
+func (*DeliverBatchReply) Descriptor() ([]byte, []int) {
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DeliverBatchReply) GetItems() []*DeliverReply {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
 
 // NodeReply answers a NodeRequest.
 type NodeReply struct {
@@ -242,6 +348,7 @@ type NodeReply struct {
 	//	*NodeReply_Kick
 	//	*NodeReply_TakeOver
 	//	*NodeReply_Deliver
+	//	*NodeReply_DeliverBatch
 	Body isNodeReply_Body `protobuf_oneof:"body"`
 	// error is set when the request could not be handled at all.
 	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
@@ -251,7 +358,7 @@ type NodeReply struct {
 
 func (x *NodeReply) Reset() {
 	*x = NodeReply{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[2]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +370,7 @@ func (x *NodeReply) String() string {
 func (*NodeReply) ProtoMessage() {}
 
 func (x *NodeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[2]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +383,7 @@ func (x *NodeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeReply.ProtoReflect.Descriptor instead.
 func (*NodeReply) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *NodeReply) GetBody() isNodeReply_Body {
@@ -313,6 +420,15 @@ func (x *NodeReply) GetDeliver() *DeliverReply {
 	return nil
 }
 
+func (x *NodeReply) GetDeliverBatch() *DeliverBatchReply {
+	if x != nil {
+		if x, ok := x.Body.(*NodeReply_DeliverBatch); ok {
+			return x.DeliverBatch
+		}
+	}
+	return nil
+}
+
 func (x *NodeReply) GetError() string {
 	if x != nil {
 		return x.Error
@@ -336,11 +452,17 @@ type NodeReply_Deliver struct {
 	Deliver *DeliverReply `protobuf:"bytes,3,opt,name=deliver,proto3,oneof"`
 }
 
+type NodeReply_DeliverBatch struct {
+	DeliverBatch *DeliverBatchReply `protobuf:"bytes,5,opt,name=deliver_batch,json=deliverBatch,proto3,oneof"`
+}
+
 func (*NodeReply_Kick) isNodeReply_Body() {}
 
 func (*NodeReply_TakeOver) isNodeReply_Body() {}
 
 func (*NodeReply_Deliver) isNodeReply_Body() {}
+
+func (*NodeReply_DeliverBatch) isNodeReply_Body() {}
 
 // Kick closes a user's session on the receiving node.
 type Kick struct {
@@ -357,7 +479,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[3]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +491,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[3]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +504,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Kick) GetUserId() string {
@@ -422,7 +544,7 @@ type KickReply struct {
 
 func (x *KickReply) Reset() {
 	*x = KickReply{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[4]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +556,7 @@ func (x *KickReply) String() string {
 func (*KickReply) ProtoMessage() {}
 
 func (x *KickReply) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[4]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +569,7 @@ func (x *KickReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KickReply.ProtoReflect.Descriptor instead.
 func (*KickReply) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *KickReply) GetFound() bool {
@@ -472,7 +594,7 @@ type TakeOver struct {
 
 func (x *TakeOver) Reset() {
 	*x = TakeOver{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[5]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +606,7 @@ func (x *TakeOver) String() string {
 func (*TakeOver) ProtoMessage() {}
 
 func (x *TakeOver) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[5]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +619,7 @@ func (x *TakeOver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeOver.ProtoReflect.Descriptor instead.
 func (*TakeOver) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TakeOver) GetUserId() string {
@@ -550,7 +672,7 @@ type TakeOverReply struct {
 
 func (x *TakeOverReply) Reset() {
 	*x = TakeOverReply{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[6]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +684,7 @@ func (x *TakeOverReply) String() string {
 func (*TakeOverReply) ProtoMessage() {}
 
 func (x *TakeOverReply) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[6]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +697,7 @@ func (x *TakeOverReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeOverReply.ProtoReflect.Descriptor instead.
 func (*TakeOverReply) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TakeOverReply) GetFound() bool {
@@ -657,7 +779,7 @@ type Deliver struct {
 
 func (x *Deliver) Reset() {
 	*x = Deliver{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[7]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +791,7 @@ func (x *Deliver) String() string {
 func (*Deliver) ProtoMessage() {}
 
 func (x *Deliver) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[7]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +804,7 @@ func (x *Deliver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliver.ProtoReflect.Descriptor instead.
 func (*Deliver) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Deliver) GetUserId() string {
@@ -749,7 +871,7 @@ type Multicast struct {
 
 func (x *Multicast) Reset() {
 	*x = Multicast{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[8]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +883,7 @@ func (x *Multicast) String() string {
 func (*Multicast) ProtoMessage() {}
 
 func (x *Multicast) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[8]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +896,7 @@ func (x *Multicast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Multicast.ProtoReflect.Descriptor instead.
 func (*Multicast) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Multicast) GetSessionIds() []string {
@@ -815,7 +937,7 @@ type DeliverReply struct {
 
 func (x *DeliverReply) Reset() {
 	*x = DeliverReply{}
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[9]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +949,7 @@ func (x *DeliverReply) String() string {
 func (*DeliverReply) ProtoMessage() {}
 
 func (x *DeliverReply) ProtoReflect() protoreflect.Message {
-	mi := &file_taisen_cluster_v1_node_proto_msgTypes[9]
+	mi := &file_taisen_cluster_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +962,7 @@ func (x *DeliverReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverReply.ProtoReflect.Descriptor instead.
 func (*DeliverReply) Descriptor() ([]byte, []int) {
-	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_taisen_cluster_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeliverReply) GetDelivered() bool {
@@ -869,17 +991,23 @@ const file_taisen_cluster_v1_node_proto_rawDesc = "" +
 	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs\x12\x18\n" +
 	"\aplaying\x18\x04 \x01(\bR\aplaying\x12\x1a\n" +
 	"\bactivity\x18\x05 \x01(\tR\bactivity\x12&\n" +
-	"\x0fstatus_since_ms\x18\x06 \x01(\x03R\rstatusSinceMs\"\xf6\x01\n" +
+	"\x0fstatus_since_ms\x18\x06 \x01(\x03R\rstatusSinceMs\"\xbe\x02\n" +
 	"\vNodeRequest\x12-\n" +
 	"\x04kick\x18\x01 \x01(\v2\x17.taisen.cluster.v1.KickH\x00R\x04kick\x12:\n" +
 	"\ttake_over\x18\x02 \x01(\v2\x1b.taisen.cluster.v1.TakeOverH\x00R\btakeOver\x126\n" +
 	"\adeliver\x18\x03 \x01(\v2\x1a.taisen.cluster.v1.DeliverH\x00R\adeliver\x12<\n" +
-	"\tmulticast\x18\x04 \x01(\v2\x1c.taisen.cluster.v1.MulticastH\x00R\tmulticastB\x06\n" +
-	"\x04body\"\xdb\x01\n" +
+	"\tmulticast\x18\x04 \x01(\v2\x1c.taisen.cluster.v1.MulticastH\x00R\tmulticast\x12F\n" +
+	"\rdeliver_batch\x18\x05 \x01(\v2\x1f.taisen.cluster.v1.DeliverBatchH\x00R\fdeliverBatchB\x06\n" +
+	"\x04body\"@\n" +
+	"\fDeliverBatch\x120\n" +
+	"\x05items\x18\x01 \x03(\v2\x1a.taisen.cluster.v1.DeliverR\x05items\"J\n" +
+	"\x11DeliverBatchReply\x125\n" +
+	"\x05items\x18\x01 \x03(\v2\x1f.taisen.cluster.v1.DeliverReplyR\x05items\"\xa8\x02\n" +
 	"\tNodeReply\x122\n" +
 	"\x04kick\x18\x01 \x01(\v2\x1c.taisen.cluster.v1.KickReplyH\x00R\x04kick\x12?\n" +
 	"\ttake_over\x18\x02 \x01(\v2 .taisen.cluster.v1.TakeOverReplyH\x00R\btakeOver\x12;\n" +
-	"\adeliver\x18\x03 \x01(\v2\x1f.taisen.cluster.v1.DeliverReplyH\x00R\adeliver\x12\x14\n" +
+	"\adeliver\x18\x03 \x01(\v2\x1f.taisen.cluster.v1.DeliverReplyH\x00R\adeliver\x12K\n" +
+	"\rdeliver_batch\x18\x05 \x01(\v2$.taisen.cluster.v1.DeliverBatchReplyH\x00R\fdeliverBatch\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05errorB\x06\n" +
 	"\x04body\"\x91\x01\n" +
 	"\x04Kick\x12\x17\n" +
@@ -937,36 +1065,42 @@ func file_taisen_cluster_v1_node_proto_rawDescGZIP() []byte {
 	return file_taisen_cluster_v1_node_proto_rawDescData
 }
 
-var file_taisen_cluster_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_taisen_cluster_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_taisen_cluster_v1_node_proto_goTypes = []any{
-	(*SessionRecord)(nil), // 0: taisen.cluster.v1.SessionRecord
-	(*NodeRequest)(nil),   // 1: taisen.cluster.v1.NodeRequest
-	(*NodeReply)(nil),     // 2: taisen.cluster.v1.NodeReply
-	(*Kick)(nil),          // 3: taisen.cluster.v1.Kick
-	(*KickReply)(nil),     // 4: taisen.cluster.v1.KickReply
-	(*TakeOver)(nil),      // 5: taisen.cluster.v1.TakeOver
-	(*TakeOverReply)(nil), // 6: taisen.cluster.v1.TakeOverReply
-	(*Deliver)(nil),       // 7: taisen.cluster.v1.Deliver
-	(*Multicast)(nil),     // 8: taisen.cluster.v1.Multicast
-	(*DeliverReply)(nil),  // 9: taisen.cluster.v1.DeliverReply
-	(v1.CloseReason)(0),   // 10: taisen.realtime.v1.CloseReason
-	(*v1.Push)(nil),       // 11: taisen.realtime.v1.Push
+	(*SessionRecord)(nil),     // 0: taisen.cluster.v1.SessionRecord
+	(*NodeRequest)(nil),       // 1: taisen.cluster.v1.NodeRequest
+	(*DeliverBatch)(nil),      // 2: taisen.cluster.v1.DeliverBatch
+	(*DeliverBatchReply)(nil), // 3: taisen.cluster.v1.DeliverBatchReply
+	(*NodeReply)(nil),         // 4: taisen.cluster.v1.NodeReply
+	(*Kick)(nil),              // 5: taisen.cluster.v1.Kick
+	(*KickReply)(nil),         // 6: taisen.cluster.v1.KickReply
+	(*TakeOver)(nil),          // 7: taisen.cluster.v1.TakeOver
+	(*TakeOverReply)(nil),     // 8: taisen.cluster.v1.TakeOverReply
+	(*Deliver)(nil),           // 9: taisen.cluster.v1.Deliver
+	(*Multicast)(nil),         // 10: taisen.cluster.v1.Multicast
+	(*DeliverReply)(nil),      // 11: taisen.cluster.v1.DeliverReply
+	(v1.CloseReason)(0),       // 12: taisen.realtime.v1.CloseReason
+	(*v1.Push)(nil),           // 13: taisen.realtime.v1.Push
 }
 var file_taisen_cluster_v1_node_proto_depIdxs = []int32{
-	3,  // 0: taisen.cluster.v1.NodeRequest.kick:type_name -> taisen.cluster.v1.Kick
-	5,  // 1: taisen.cluster.v1.NodeRequest.take_over:type_name -> taisen.cluster.v1.TakeOver
-	7,  // 2: taisen.cluster.v1.NodeRequest.deliver:type_name -> taisen.cluster.v1.Deliver
-	8,  // 3: taisen.cluster.v1.NodeRequest.multicast:type_name -> taisen.cluster.v1.Multicast
-	4,  // 4: taisen.cluster.v1.NodeReply.kick:type_name -> taisen.cluster.v1.KickReply
-	6,  // 5: taisen.cluster.v1.NodeReply.take_over:type_name -> taisen.cluster.v1.TakeOverReply
-	9,  // 6: taisen.cluster.v1.NodeReply.deliver:type_name -> taisen.cluster.v1.DeliverReply
-	10, // 7: taisen.cluster.v1.Kick.reason:type_name -> taisen.realtime.v1.CloseReason
-	11, // 8: taisen.cluster.v1.TakeOverReply.pushes:type_name -> taisen.realtime.v1.Push
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	5,  // 0: taisen.cluster.v1.NodeRequest.kick:type_name -> taisen.cluster.v1.Kick
+	7,  // 1: taisen.cluster.v1.NodeRequest.take_over:type_name -> taisen.cluster.v1.TakeOver
+	9,  // 2: taisen.cluster.v1.NodeRequest.deliver:type_name -> taisen.cluster.v1.Deliver
+	10, // 3: taisen.cluster.v1.NodeRequest.multicast:type_name -> taisen.cluster.v1.Multicast
+	2,  // 4: taisen.cluster.v1.NodeRequest.deliver_batch:type_name -> taisen.cluster.v1.DeliverBatch
+	9,  // 5: taisen.cluster.v1.DeliverBatch.items:type_name -> taisen.cluster.v1.Deliver
+	11, // 6: taisen.cluster.v1.DeliverBatchReply.items:type_name -> taisen.cluster.v1.DeliverReply
+	6,  // 7: taisen.cluster.v1.NodeReply.kick:type_name -> taisen.cluster.v1.KickReply
+	8,  // 8: taisen.cluster.v1.NodeReply.take_over:type_name -> taisen.cluster.v1.TakeOverReply
+	11, // 9: taisen.cluster.v1.NodeReply.deliver:type_name -> taisen.cluster.v1.DeliverReply
+	3,  // 10: taisen.cluster.v1.NodeReply.deliver_batch:type_name -> taisen.cluster.v1.DeliverBatchReply
+	12, // 11: taisen.cluster.v1.Kick.reason:type_name -> taisen.realtime.v1.CloseReason
+	13, // 12: taisen.cluster.v1.TakeOverReply.pushes:type_name -> taisen.realtime.v1.Push
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_taisen_cluster_v1_node_proto_init() }
@@ -979,11 +1113,13 @@ func file_taisen_cluster_v1_node_proto_init() {
 		(*NodeRequest_TakeOver)(nil),
 		(*NodeRequest_Deliver)(nil),
 		(*NodeRequest_Multicast)(nil),
+		(*NodeRequest_DeliverBatch)(nil),
 	}
-	file_taisen_cluster_v1_node_proto_msgTypes[2].OneofWrappers = []any{
+	file_taisen_cluster_v1_node_proto_msgTypes[4].OneofWrappers = []any{
 		(*NodeReply_Kick)(nil),
 		(*NodeReply_TakeOver)(nil),
 		(*NodeReply_Deliver)(nil),
+		(*NodeReply_DeliverBatch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -991,7 +1127,7 @@ func file_taisen_cluster_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taisen_cluster_v1_node_proto_rawDesc), len(file_taisen_cluster_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

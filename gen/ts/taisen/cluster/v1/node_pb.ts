@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taisen/cluster/v1/node.proto.
  */
 export const file_taisen_cluster_v1_node: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YWlzZW4vY2x1c3Rlci92MS9ub2RlLnByb3RvEhF0YWlzZW4uY2x1c3Rlci52MSKCAQoNU2Vzc2lvblJlY29yZBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB25vZGVfaWQYAiABKAkSEAoIc2luY2VfbXMYAyABKAMSDwoHcGxheWluZxgEIAEoCBIQCghhY3Rpdml0eRgFIAEoCRIXCg9zdGF0dXNfc2luY2VfbXMYBiABKAMi0gEKC05vZGVSZXF1ZXN0EicKBGtpY2sYASABKAsyFy50YWlzZW4uY2x1c3Rlci52MS5LaWNrSAASMAoJdGFrZV9vdmVyGAIgASgLMhsudGFpc2VuLmNsdXN0ZXIudjEuVGFrZU92ZXJIABItCgdkZWxpdmVyGAMgASgLMhoudGFpc2VuLmNsdXN0ZXIudjEuRGVsaXZlckgAEjEKCW11bHRpY2FzdBgEIAEoCzIcLnRhaXNlbi5jbHVzdGVyLnYxLk11bHRpY2FzdEgAQgYKBGJvZHkiuwEKCU5vZGVSZXBseRIsCgRraWNrGAEgASgLMhwudGFpc2VuLmNsdXN0ZXIudjEuS2lja1JlcGx5SAASNQoJdGFrZV9vdmVyGAIgASgLMiAudGFpc2VuLmNsdXN0ZXIudjEuVGFrZU92ZXJSZXBseUgAEjIKB2RlbGl2ZXIYAyABKAsyHy50YWlzZW4uY2x1c3Rlci52MS5EZWxpdmVyUmVwbHlIABINCgVlcnJvchgEIAEoCUIGCgRib2R5Im0KBEtpY2sSDwoHdXNlcl9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEi8KBnJlYXNvbhgDIAEoDjIfLnRhaXNlbi5yZWFsdGltZS52MS5DbG9zZVJlYXNvbhIPCgdtZXNzYWdlGAQgASgJIhoKCUtpY2tSZXBseRINCgVmb3VuZBgBIAEoCCJWCghUYWtlT3ZlchIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSEAoIbGFzdF9zZXEYAyABKAQSEwoLbmV3X25vZGVfaWQYBCABKAkiugEKDVRha2VPdmVyUmVwbHkSDQoFZm91bmQYASABKAgSEAoIY29tcGxldGUYAiABKAgSKAoGcHVzaGVzGAMgAygLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlB1c2gSEAoIbGFzdF9zZXEYBCABKAQSEAoIc2luY2VfbXMYBSABKAMSDwoHcGxheWluZxgGIAEoCBIQCghhY3Rpdml0eRgHIAEoCRIXCg9zdGF0dXNfc2luY2VfbXMYCCABKAMiggEKB0RlbGl2ZXISDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEg8KB3BheWxvYWQYAyABKAwSEgoKc2Vzc2lvbl9pZBgEIAEoCRIRCgllcGhlbWVyYWwYBSABKAgSCgoCaWQYBiABKAkSFAoMcGF5bG9hZF90eXBlGAcgASgJIlUKCU11bHRpY2FzdBITCgtzZXNzaW9uX2lkcxgBIAMoCRIMCgRraW5kGAIgASgJEg8KB3BheWxvYWQYAyABKAwSFAoMcGF5bG9hZF90eXBlGAQgASgJIi4KDERlbGl2ZXJSZXBseRIRCglkZWxpdmVyZWQYASABKAgSCwoDc2VxGAIgASgEQskBChVjb20udGFpc2VuLmNsdXN0ZXIudjFCCU5vZGVQcm90b1ABWj9naXRodWIuY29tL3RhaXNlbi1kZXYvdGFpc2VuL2dlbi9nby90YWlzZW4vY2x1c3Rlci92MTtjbHVzdGVydjGiAgNUQ1iqAhFUYWlzZW4uQ2x1c3Rlci5WMcoCEVRhaXNlblxDbHVzdGVyXFYx4gIdVGFpc2VuXENsdXN0ZXJcVjFcR1BCTWV0YWRhdGHqAhNUYWlzZW46OkNsdXN0ZXI6OlYxYgZwcm90bzM", [file_taisen_realtime_v1_realtime]);
+  fileDesc("Chx0YWlzZW4vY2x1c3Rlci92MS9ub2RlLnByb3RvEhF0YWlzZW4uY2x1c3Rlci52MSKCAQoNU2Vzc2lvblJlY29yZBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB25vZGVfaWQYAiABKAkSEAoIc2luY2VfbXMYAyABKAMSDwoHcGxheWluZxgEIAEoCBIQCghhY3Rpdml0eRgFIAEoCRIXCg9zdGF0dXNfc2luY2VfbXMYBiABKAMijAIKC05vZGVSZXF1ZXN0EicKBGtpY2sYASABKAsyFy50YWlzZW4uY2x1c3Rlci52MS5LaWNrSAASMAoJdGFrZV9vdmVyGAIgASgLMhsudGFpc2VuLmNsdXN0ZXIudjEuVGFrZU92ZXJIABItCgdkZWxpdmVyGAMgASgLMhoudGFpc2VuLmNsdXN0ZXIudjEuRGVsaXZlckgAEjEKCW11bHRpY2FzdBgEIAEoCzIcLnRhaXNlbi5jbHVzdGVyLnYxLk11bHRpY2FzdEgAEjgKDWRlbGl2ZXJfYmF0Y2gYBSABKAsyHy50YWlzZW4uY2x1c3Rlci52MS5EZWxpdmVyQmF0Y2hIAEIGCgRib2R5IjkKDERlbGl2ZXJCYXRjaBIpCgVpdGVtcxgBIAMoCzIaLnRhaXNlbi5jbHVzdGVyLnYxLkRlbGl2ZXIiQwoRRGVsaXZlckJhdGNoUmVwbHkSLgoFaXRlbXMYASADKAsyHy50YWlzZW4uY2x1c3Rlci52MS5EZWxpdmVyUmVwbHki+gEKCU5vZGVSZXBseRIsCgRraWNrGAEgASgLMhwudGFpc2VuLmNsdXN0ZXIudjEuS2lja1JlcGx5SAASNQoJdGFrZV9vdmVyGAIgASgLMiAudGFpc2VuLmNsdXN0ZXIudjEuVGFrZU92ZXJSZXBseUgAEjIKB2RlbGl2ZXIYAyABKAsyHy50YWlzZW4uY2x1c3Rlci52MS5EZWxpdmVyUmVwbHlIABI9Cg1kZWxpdmVyX2JhdGNoGAUgASgLMiQudGFpc2VuLmNsdXN0ZXIudjEuRGVsaXZlckJhdGNoUmVwbHlIABINCgVlcnJvchgEIAEoCUIGCgRib2R5Im0KBEtpY2sSDwoHdXNlcl9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEi8KBnJlYXNvbhgDIAEoDjIfLnRhaXNlbi5yZWFsdGltZS52MS5DbG9zZVJlYXNvbhIPCgdtZXNzYWdlGAQgASgJIhoKCUtpY2tSZXBseRINCgVmb3VuZBgBIAEoCCJWCghUYWtlT3ZlchIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSEAoIbGFzdF9zZXEYAyABKAQSEwoLbmV3X25vZGVfaWQYBCABKAkiugEKDVRha2VPdmVyUmVwbHkSDQoFZm91bmQYASABKAgSEAoIY29tcGxldGUYAiABKAgSKAoGcHVzaGVzGAMgAygLMhgudGFpc2VuLnJlYWx0aW1lLnYxLlB1c2gSEAoIbGFzdF9zZXEYBCABKAQSEAoIc2luY2VfbXMYBSABKAMSDwoHcGxheWluZxgGIAEoCBIQCghhY3Rpdml0eRgHIAEoCRIXCg9zdGF0dXNfc2luY2VfbXMYCCABKAMiggEKB0RlbGl2ZXISDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEg8KB3BheWxvYWQYAyABKAwSEgoKc2Vzc2lvbl9pZBgEIAEoCRIRCgllcGhlbWVyYWwYBSABKAgSCgoCaWQYBiABKAkSFAoMcGF5bG9hZF90eXBlGAcgASgJIlUKCU11bHRpY2FzdBITCgtzZXNzaW9uX2lkcxgBIAMoCRIMCgRraW5kGAIgASgJEg8KB3BheWxvYWQYAyABKAwSFAoMcGF5bG9hZF90eXBlGAQgASgJIi4KDERlbGl2ZXJSZXBseRIRCglkZWxpdmVyZWQYASABKAgSCwoDc2VxGAIgASgEQskBChVjb20udGFpc2VuLmNsdXN0ZXIudjFCCU5vZGVQcm90b1ABWj9naXRodWIuY29tL3RhaXNlbi1kZXYvdGFpc2VuL2dlbi9nby90YWlzZW4vY2x1c3Rlci92MTtjbHVzdGVydjGiAgNUQ1iqAhFUYWlzZW4uQ2x1c3Rlci5WMcoCEVRhaXNlblxDbHVzdGVyXFYx4gIdVGFpc2VuXENsdXN0ZXJcVjFcR1BCTWV0YWRhdGHqAhNUYWlzZW46OkNsdXN0ZXI6OlYxYgZwcm90bzM", [file_taisen_realtime_v1_realtime]);
 
 /**
  * SessionRecord is the value under a user's id in the "sessions" bucket: the
@@ -105,6 +105,12 @@ export type NodeRequest = Message<"taisen.cluster.v1.NodeRequest"> & {
      */
     value: Multicast;
     case: "multicast";
+  } | {
+    /**
+     * @generated from field: taisen.cluster.v1.DeliverBatch deliver_batch = 5;
+     */
+    value: DeliverBatch;
+    case: "deliverBatch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -114,6 +120,43 @@ export type NodeRequest = Message<"taisen.cluster.v1.NodeRequest"> & {
  */
 export const NodeRequestSchema: GenMessage<NodeRequest> = /*@__PURE__*/
   messageDesc(file_taisen_cluster_v1_node, 1);
+
+/**
+ * DeliverBatch is several Deliver requests for sessions of one node, sent
+ * as one bus request; the reply holds one DeliverReply per item, in order.
+ *
+ * @generated from message taisen.cluster.v1.DeliverBatch
+ */
+export type DeliverBatch = Message<"taisen.cluster.v1.DeliverBatch"> & {
+  /**
+   * @generated from field: repeated taisen.cluster.v1.Deliver items = 1;
+   */
+  items: Deliver[];
+};
+
+/**
+ * Describes the message taisen.cluster.v1.DeliverBatch.
+ * Use `create(DeliverBatchSchema)` to create a new message.
+ */
+export const DeliverBatchSchema: GenMessage<DeliverBatch> = /*@__PURE__*/
+  messageDesc(file_taisen_cluster_v1_node, 2);
+
+/**
+ * @generated from message taisen.cluster.v1.DeliverBatchReply
+ */
+export type DeliverBatchReply = Message<"taisen.cluster.v1.DeliverBatchReply"> & {
+  /**
+   * @generated from field: repeated taisen.cluster.v1.DeliverReply items = 1;
+   */
+  items: DeliverReply[];
+};
+
+/**
+ * Describes the message taisen.cluster.v1.DeliverBatchReply.
+ * Use `create(DeliverBatchReplySchema)` to create a new message.
+ */
+export const DeliverBatchReplySchema: GenMessage<DeliverBatchReply> = /*@__PURE__*/
+  messageDesc(file_taisen_cluster_v1_node, 3);
 
 /**
  * NodeReply answers a NodeRequest.
@@ -142,6 +185,12 @@ export type NodeReply = Message<"taisen.cluster.v1.NodeReply"> & {
      */
     value: DeliverReply;
     case: "deliver";
+  } | {
+    /**
+     * @generated from field: taisen.cluster.v1.DeliverBatchReply deliver_batch = 5;
+     */
+    value: DeliverBatchReply;
+    case: "deliverBatch";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -157,7 +206,7 @@ export type NodeReply = Message<"taisen.cluster.v1.NodeReply"> & {
  * Use `create(NodeReplySchema)` to create a new message.
  */
 export const NodeReplySchema: GenMessage<NodeReply> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 2);
+  messageDesc(file_taisen_cluster_v1_node, 4);
 
 /**
  * Kick closes a user's session on the receiving node.
@@ -194,7 +243,7 @@ export type Kick = Message<"taisen.cluster.v1.Kick"> & {
  * Use `create(KickSchema)` to create a new message.
  */
 export const KickSchema: GenMessage<Kick> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 3);
+  messageDesc(file_taisen_cluster_v1_node, 5);
 
 /**
  * @generated from message taisen.cluster.v1.KickReply
@@ -211,7 +260,7 @@ export type KickReply = Message<"taisen.cluster.v1.KickReply"> & {
  * Use `create(KickReplySchema)` to create a new message.
  */
 export const KickReplySchema: GenMessage<KickReply> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 4);
+  messageDesc(file_taisen_cluster_v1_node, 6);
 
 /**
  * TakeOver asks the node holding a session to hand it over for a resume on
@@ -247,7 +296,7 @@ export type TakeOver = Message<"taisen.cluster.v1.TakeOver"> & {
  * Use `create(TakeOverSchema)` to create a new message.
  */
 export const TakeOverSchema: GenMessage<TakeOver> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 5);
+  messageDesc(file_taisen_cluster_v1_node, 7);
 
 /**
  * @generated from message taisen.cluster.v1.TakeOverReply
@@ -310,7 +359,7 @@ export type TakeOverReply = Message<"taisen.cluster.v1.TakeOverReply"> & {
  * Use `create(TakeOverReplySchema)` to create a new message.
  */
 export const TakeOverReplySchema: GenMessage<TakeOverReply> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 6);
+  messageDesc(file_taisen_cluster_v1_node, 8);
 
 /**
  * Deliver pushes a message to a user's live or resumable session.
@@ -370,7 +419,7 @@ export type Deliver = Message<"taisen.cluster.v1.Deliver"> & {
  * Use `create(DeliverSchema)` to create a new message.
  */
 export const DeliverSchema: GenMessage<Deliver> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 7);
+  messageDesc(file_taisen_cluster_v1_node, 9);
 
 /**
  * Multicast sends one Ephemeral message to several sessions of the node it
@@ -406,7 +455,7 @@ export type Multicast = Message<"taisen.cluster.v1.Multicast"> & {
  * Use `create(MulticastSchema)` to create a new message.
  */
 export const MulticastSchema: GenMessage<Multicast> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 8);
+  messageDesc(file_taisen_cluster_v1_node, 10);
 
 /**
  * @generated from message taisen.cluster.v1.DeliverReply
@@ -428,5 +477,5 @@ export type DeliverReply = Message<"taisen.cluster.v1.DeliverReply"> & {
  * Use `create(DeliverReplySchema)` to create a new message.
  */
 export const DeliverReplySchema: GenMessage<DeliverReply> = /*@__PURE__*/
-  messageDesc(file_taisen_cluster_v1_node, 9);
+  messageDesc(file_taisen_cluster_v1_node, 11);
 
