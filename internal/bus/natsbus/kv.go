@@ -39,6 +39,11 @@ var (
 // settings. Buckets keep one revision per key and allow per-key TTL, which
 // needs nats-server 2.11 or later. Changing Memory of an existing bucket
 // fails (JetStream cannot change a stream's storage).
+//
+// In the embedded server a key of a memory bucket costs about 460 bytes
+// of heap (a 36-byte key, a 35-byte value), 50 of them the compare-and-set
+// header stored with each Create and Update; a file bucket costs more
+// while the block being written is cached (BenchmarkKVRecordMemory).
 func (b *Bus) KeyValue(ctx context.Context, cfg bus.KVConfig) (bus.Bucket, error) {
 	if !bucketRe.MatchString(cfg.Bucket) {
 		return nil, fmt.Errorf("%w %q: use letters, digits, \"-\" and \"_\"", ErrInvalidBucket, cfg.Bucket)

@@ -2,10 +2,12 @@ package natsbus
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/taisen-dev/taisen/internal/bus"
@@ -67,6 +69,66 @@ func BenchmarkKVUpdate(b *testing.B) {
 		if rev, err = kv.Update(ctx, "k", data, rev, time.Minute); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkKVRecordMemory reports the heap one key costs a bucket in the
+// embedded server (heap-B/key): b.N keys shaped like the gateway's session
+// records (a 36-byte user id, a 35-byte value, the bucket's TTL and no
+// per-key TTL), each created and then updated once by compare-and-set as a
+// login and its first refresh do. "put" writes without compare-and-set:
+// the difference is the Nats-Expected-Last-Subject-Sequence header the
+// server stores with each compare-and-set write. The file store's figure
+// includes its cache of the block being written.
+func BenchmarkKVRecordMemory(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		memory bool
+		cas    bool
+	}{
+		{"memory/cas", true, true},
+		{"memory/put", true, false},
+		{"file/cas", false, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := startServer(b, "")
+			nb := connect(b, s, "bench-kv-mem")
+			ctx := b.Context()
+			kv, err := nb.KeyValue(ctx, bus.KVConfig{Bucket: "sessions", TTL: time.Minute, Memory: bc.memory})
+			require.NoError(b, err)
+			keys := make([]string, b.N)
+			for i := range keys {
+				keys[i] = uuid.NewString() // random, as user ids are
+			}
+			value := make([]byte, 35)
+			heap := func() uint64 {
+				var ms runtime.MemStats
+				runtime.GC() // twice: the first may leave finalized objects
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				return ms.HeapAlloc
+			}
+			before := heap()
+			b.ResetTimer()
+			for _, k := range keys {
+				if !bc.cas {
+					if _, err := kv.Put(ctx, k, value, 0); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				rev, err := kv.Create(ctx, k, value, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := kv.Update(ctx, k, value, rev, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric((float64(heap())-float64(before))/float64(b.N), "heap-B/key")
+			runtime.KeepAlive(keys)
+		})
 	}
 }
 
