@@ -32,28 +32,31 @@ const (
 // goroutines the gateway owns (dispatch.go), and a flusher goroutine
 // exists only while frames are queued (write.go).
 type conn struct {
-	g      *Gateway
-	id     uint64
-	nc     net.Conn
-	rc     syscall.RawConn // set by the epoll engine
-	format wire.Format
+	g  *Gateway
+	id uint64
+	nc net.Conn
+	rc syscall.RawConn // set by the epoll engine
 
 	openedAt int64        // clock.Mono nanos
 	lastRecv atomic.Int64 // clock.Mono nanos of the last frame received
 
-	mu            sync.Mutex
-	state         connState   // guarded by mu
+	// Small fields together, so the struct packs (one allocation per
+	// socket, 15 000 per node).
+	format       wire.Format
+	mu           sync.Mutex
+	state        connState // guarded by mu
+	authFailures uint8     // guarded by mu; failed Hellos
+	flushing     bool      // guarded by mu; a flusher owns the socket's writes
+	finishing    bool      // guarded by mu; close the socket once outq is written
+	violations   uint16    // guarded by mu
+	tokens       float32   // guarded by mu; rate-limit bucket
+
 	sess          *Session    // guarded by mu; set once the socket is open
 	inflight      []inflight  // guarded by mu; requests awaiting a reply
-	tokens        float32     // guarded by mu; rate-limit bucket
 	tokensAt      int64       // guarded by mu; clock.Mono nanos of the last refill
-	violations    uint16      // guarded by mu
-	authFailures  uint8       // guarded by mu; failed Hellos
 	lastViolation int64       // guarded by mu; clock.Mono nanos of the last violation
 	outq          [][]byte    // guarded by mu; encoded frames waiting to be written
 	outBytes      int         // guarded by mu; bytes in outq and being written
-	flushing      bool        // guarded by mu; a flusher owns the socket's writes
-	finishing     bool        // guarded by mu; close the socket once outq is written
 	closeLabel    string      // guarded by mu; why the socket closes (metrics)
 	unauthIP      string      // guarded by mu; set while counted as unauthenticated
 	send          *sendBucket // guarded by mu; nil until the first Send
@@ -77,9 +80,14 @@ func (g *Gateway) newConn(nc net.Conn, f wire.Format) *conn {
 	c.lastRecv.Store(now)
 	if g.cfg.Engine == "epoll" {
 		// Set before the socket is shared with any other goroutine.
-		if sc, ok := nc.(syscall.Conn); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
-				c.rc = rc
+		if snc, rc, err := detachSocket(nc); err == nil {
+			c.nc, c.rc = snc, rc
+		} else {
+			g.log.Debug("socket kept as net.Conn", "err", err)
+			if sc, ok := nc.(syscall.Conn); ok {
+				if rc, err := sc.SyscallConn(); err == nil {
+					c.rc = rc
+				}
 			}
 		}
 	}

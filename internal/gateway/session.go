@@ -53,6 +53,9 @@ type Session struct {
 
 	mu    sync.Mutex
 	state sessState // guarded by mu
+	// resumed and clientLast describe how the session was established:
+	// attach sends the pushes after clientLast. Guarded by mu.
+	resumed bool
 	// conn is the attached socket; nil while detached. Guarded by mu.
 	conn *conn
 	// seq is the last push sequence number assigned. Guarded by mu.
@@ -63,11 +66,8 @@ type Session struct {
 	// pending holds pushes that arrived while establishing; they get
 	// their seq (and their senders the reply) once the session is live.
 	// Guarded by mu.
-	pending []pendingPush
-	// resumed and clientLast describe how the session was established:
-	// attach sends the pushes after clientLast. Guarded by mu.
-	resumed    bool
-	clientLast uint64
+	pending    []pendingPush
+	clientLast uint64 // see resumed
 	// detachedAt is when the socket went away (clock.Mono nanos); 0 while
 	// attached. Guarded by mu.
 	detachedAt int64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -42,14 +43,14 @@ type topicIndex struct {
 	// sessions: session id → its topics; users: user → its sessions on
 	// this node. Guarded by mu.
 	sessions map[string][]string
-	users    map[string]map[string]struct{}
+	users    map[string][]string
 	// control is the subscription to subsSubject.
 	control bus.Subscription
 }
 
 func newTopicIndex(s *Service) *topicIndex {
 	return &topicIndex{s: s, topics: make(map[string]map[string]struct{}), subs: make(map[string]bus.Subscription),
-		sessions: make(map[string][]string), users: make(map[string]map[string]struct{})}
+		sessions: make(map[string][]string), users: make(map[string][]string)}
 }
 
 func (x *topicIndex) start() error {
@@ -69,12 +70,7 @@ func (x *topicIndex) addSession(user, session string) bool {
 	if _, ok := x.sessions[session]; ok {
 		return false
 	}
-	m := x.users[user]
-	if m == nil {
-		m = make(map[string]struct{})
-		x.users[user] = m
-	}
-	m[session] = struct{}{}
+	x.users[user] = append(x.users[user], session)
 	x.sessions[session] = nil
 	return true
 }
@@ -83,11 +79,7 @@ func (x *topicIndex) addSession(user, session string) bool {
 func (x *topicIndex) sessionsOf(user string) []string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	var out []string
-	for id := range x.users[user] {
-		out = append(out, id)
-	}
-	return out
+	return slices.Clone(x.users[user])
 }
 
 // subscribe adds topics to a session of this node.
@@ -140,11 +132,10 @@ func (x *topicIndex) remove(user, session string) {
 		x.dropLocked(session, t)
 	}
 	delete(x.sessions, session)
-	if m := x.users[user]; m != nil {
-		delete(m, session)
-		if len(m) == 0 {
-			delete(x.users, user)
-		}
+	if ids := slices.DeleteFunc(x.users[user], func(id string) bool { return id == session }); len(ids) == 0 {
+		delete(x.users, user)
+	} else {
+		x.users[user] = ids
 	}
 }
 
