@@ -13,10 +13,10 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/taisen-dev/taisen/client"
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
-	"github.com/taisen-dev/taisen/client"
 )
 
 // startIn starts `taisen serve` on dataDir and waits until it is ready.
