@@ -3,7 +3,9 @@ package notify_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,6 +257,7 @@ func TestDroppedSessionsLeaveItemsOnce(t *testing.T) {
 	p := join(t, n, "device-drop-00001")
 	user := p.user
 	const rounds = 5
+	before := nodeRequests(t, n)
 	for i := 0; i < rounds; i++ {
 		if got := send(t, n, apiv1.NotifyMode_NOTIFY_MODE_STORED, fmt.Sprintf("item-%d", i), user); got[0] != adminv1.SendOutcome_SEND_OUTCOME_DELIVERED {
 			t.Fatalf("round %d: %v", i, got)
@@ -272,6 +275,33 @@ func TestDroppedSessionsLeaveItemsOnce(t *testing.T) {
 	if err := p.call("notify.inbox.list", &apiv1.ListInboxRequest{}, list); err != nil || len(list.Items) != rounds {
 		t.Fatalf("inbox holds %d items, want each of %d once: %v", len(list.Items), rounds, err)
 	}
+	// One delivery request per send; the drops and logins added none
+	// (redelivery at login is local, from the store).
+	if got := nodeRequests(t, n) - before; got != rounds {
+		t.Errorf("%v delivery requests on the bus for %d sends, want one each: nothing may forward", got, rounds)
+	}
+}
+
+// nodeRequests sums taisen_node_requests_total of the node's delivery
+// kinds, from its metrics.
+func nodeRequests(t *testing.T, n *taisentest.Node) float64 {
+	t.Helper()
+	resp, err := http.Get(n.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, `taisen_node_requests_total{kind="deliver`) {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 // TestTopicsAcrossNodes: a topic item published via node B reaches a
