@@ -66,7 +66,8 @@ const pendingInbox = `user_id = ? AND removed_at IS NULL AND (expires_at IS NULL
 const inboxQuery = `SELECT ` + inboxColumns + ` FROM inbox_items WHERE ` + pendingInbox + ` AND seq > ? ORDER BY seq LIMIT ?`
 
 // Inbox implements store.Store. The cursor holds the seq of the last item
-// of the page.
+// of the page. A page is a short read on inbox_items_pending_idx, run as
+// a point read (see pointRead): every login lists the first page.
 func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.Page) ([]store.InboxItem, string, error) {
 	limit, err := p.Size()
 	if err != nil {
@@ -76,8 +77,16 @@ func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", err)
 	}
-	rows, err := c.read.QueryContext(ctx, inboxQuery,
-		userID, formatTime(store.Timestamp(now)), after, limit+1)
+	if ctx, err = pointRead(ctx); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list inbox: %w", err)
+	}
+	args := []any{userID, formatTime(store.Timestamp(now)), after, limit + 1}
+	var rows *sql.Rows
+	if c.inbox != nil {
+		rows, err = c.inbox.QueryContext(ctx, args...)
+	} else {
+		rows, err = c.read.QueryContext(ctx, inboxQuery, args...)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", mapErr(err))
 	}
@@ -388,9 +397,19 @@ func (c *conn) Unsubscribe(ctx context.Context, topic string, userIDs []string) 
 
 const userTopicsQuery = `SELECT topic FROM topic_subscriptions WHERE user_id = ? ORDER BY topic`
 
-// UserTopics implements store.Store.
+// UserTopics implements store.Store. A read on topic_subscriptions_user_id_idx,
+// run as a point read (see pointRead): every login lists them.
 func (c *conn) UserTopics(ctx context.Context, userID string) ([]string, error) {
-	rows, err := c.read.QueryContext(ctx, userTopicsQuery, userID)
+	ctx, err := pointRead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: user topics: %w", err)
+	}
+	var rows *sql.Rows
+	if c.userTopics != nil {
+		rows, err = c.userTopics.QueryContext(ctx, userID)
+	} else {
+		rows, err = c.read.QueryContext(ctx, userTopicsQuery, userID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: user topics: %w", mapErr(err))
 	}

@@ -71,6 +71,11 @@ type conn struct {
 	credentialAccount *sql.Stmt
 	// lookups runs credentialAccount; nil inside a transaction.
 	lookups *lookupWorkers
+	// inbox and userTopics are inboxQuery and userTopicsQuery prepared on
+	// the read pool (every login runs both); nil inside a transaction.
+	// Parsing and planning an SQLite statement costs several times what
+	// running one of these on its index does.
+	inbox, userTopics *sql.Stmt
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -117,13 +122,15 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if err := read.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", abs, err), read.Close(), write.Close())
 	}
-	stmt, err := read.PrepareContext(ctx, credentialAccountQuery)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlite: open: prepare login lookup: %w", err), read.Close(), write.Close())
+	var stmts [3]*sql.Stmt
+	for i, q := range []string{credentialAccountQuery, inboxQuery, userTopicsQuery} {
+		if stmts[i], err = read.PrepareContext(ctx, q); err != nil {
+			return nil, errors.Join(fmt.Errorf("sqlite: open: prepare %q: %w", q, err), read.Close(), write.Close())
+		}
 	}
 	s := &Store{writeDB: write, readDB: read}
 	s.conn = conn{
-		read: read, write: write, credentialAccount: stmt,
+		read: read, write: write, credentialAccount: stmts[0], inbox: stmts[1], userTopics: stmts[2],
 		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
 	s.lookups = startLookupWorkers(readers, s.credentialAccountOn)
@@ -422,9 +429,9 @@ func (c *conn) credentialAccountOn(ctx context.Context, kind store.CredentialKin
 	return cred, a, nil
 }
 
-// pointRead returns the context for a read of one row by key: ctx without
-// its cancellation, or ctx's error when it is already done. Such a read
-// takes microseconds and is not worth interrupting, while a cancellable
+// pointRead returns the context for a read of one row, or of one bounded
+// range, by key: ctx without its cancellation, or ctx's error when it is
+// already done. Such a read takes microseconds and is not worth interrupting, while a cancellable
 // context costs the driver and database/sql a watcher goroutine each per
 // query. The read still waits, without ctx, for a free connection of the
 // pool, whose queries are all short.
@@ -679,7 +686,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Calling Close again returns nil.
 func (s *Store) Close() error {
 	s.lookups.stop()
-	if err := errors.Join(s.credentialAccount.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
+	if err := errors.Join(s.credentialAccount.Close(), s.inbox.Close(), s.userTopics.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
