@@ -51,9 +51,17 @@ func (s *Service) loginWorker() {
 // retained items of its topics, and puts it in the topic index.
 func (s *Service) login(ctx context.Context, job loginJob) error {
 	now := s.clock.Now()
+	// One read tells what else to read: most users have no pending item
+	// and no topic. The session is already in the topic index, so a
+	// subscription made after this read reaches it through the bus, as
+	// one made after UserTopics does.
+	inbox, subscribed, err := s.st.UserPending(ctx, job.user, now)
+	if err != nil {
+		return err
+	}
 	page := store.Page{Limit: 100}
 	sent := 0
-	for job.fresh && sent < maxLoginItems {
+	for inbox && job.fresh && sent < maxLoginItems {
 		items, next, err := s.st.Inbox(ctx, job.user, now, page)
 		if err != nil {
 			return err
@@ -73,6 +81,9 @@ func (s *Service) login(ctx context.Context, job loginJob) error {
 			break
 		}
 		page.Cursor = next
+	}
+	if !subscribed {
+		return nil
 	}
 	topics, err := s.st.UserTopics(ctx, job.user)
 	if err != nil {

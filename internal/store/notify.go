@@ -152,6 +152,16 @@ type Topics interface {
 	RetainedItems(ctx context.Context, topics []string, now time.Time) ([]TopicItem, error)
 }
 
+// LoginPending is the first read of the notification service at every
+// login: most users have no pending item and no topic, and for them it is
+// the only one.
+type LoginPending interface {
+	// UserPending reports, in one read, whether Inbox would list at least
+	// one item of userID at now, and whether UserTopics would list at
+	// least one topic.
+	UserPending(ctx context.Context, userID string, now time.Time) (inbox, topics bool, err error)
+}
+
 // CheckInboxItems returns the error PutInbox gives for items it refuses:
 // an item without a UserID or an ID. The implementations share it.
 func CheckInboxItems(items []InboxItem) error {

@@ -452,6 +452,20 @@ func sortedUnique(s []string) []string {
 	return slices.Compact(out)
 }
 
+// userPendingQuery answers UserPending; its arguments are those of
+// pendingInbox.
+const userPendingQuery = `SELECT EXISTS (SELECT 1 FROM inbox_items WHERE ` + pendingInbox + `),
+	EXISTS (SELECT 1 FROM topic_subscriptions WHERE user_id = $1)`
+
+// UserPending implements store.Store.
+func (c *conn) UserPending(ctx context.Context, userID string, now time.Time) (bool, bool, error) {
+	var inbox, topics bool
+	if err := c.q.QueryRow(ctx, userPendingQuery, userID, store.Timestamp(now)).Scan(&inbox, &topics); err != nil {
+		return false, false, fmt.Errorf("postgres: user pending: %w", mapErr(err))
+	}
+	return inbox, topics, nil
+}
+
 const userTopicsQuery = `SELECT topic FROM topic_subscriptions WHERE user_id = $1 ORDER BY topic`
 
 // UserTopics implements store.Store.

@@ -395,6 +395,31 @@ func (c *conn) Unsubscribe(ctx context.Context, topic string, userIDs []string) 
 	return changed, nil
 }
 
+// userPendingQuery answers UserPending; its arguments are those of
+// pendingInbox, then the user id again.
+const userPendingQuery = `SELECT EXISTS (SELECT 1 FROM inbox_items WHERE ` + pendingInbox + `),
+	EXISTS (SELECT 1 FROM topic_subscriptions WHERE user_id = ?)`
+
+// UserPending implements store.Store, as a point read (see pointRead).
+func (c *conn) UserPending(ctx context.Context, userID string, now time.Time) (bool, bool, error) {
+	ctx, err := pointRead(ctx)
+	if err != nil {
+		return false, false, fmt.Errorf("sqlite: user pending: %w", err)
+	}
+	args := []any{userID, formatTime(store.Timestamp(now)), userID}
+	var row *sql.Row
+	if c.userPending != nil {
+		row = c.userPending.QueryRowContext(ctx, args...)
+	} else {
+		row = c.read.QueryRowContext(ctx, userPendingQuery, args...)
+	}
+	var inbox, topics bool
+	if err := row.Scan(&inbox, &topics); err != nil {
+		return false, false, fmt.Errorf("sqlite: user pending: %w", mapErr(err))
+	}
+	return inbox, topics, nil
+}
+
 const userTopicsQuery = `SELECT topic FROM topic_subscriptions WHERE user_id = ? ORDER BY topic`
 
 // UserTopics implements store.Store. A read on topic_subscriptions_user_id_idx,

@@ -71,11 +71,12 @@ type conn struct {
 	credentialAccount *sql.Stmt
 	// lookups runs credentialAccount; nil inside a transaction.
 	lookups *lookupWorkers
-	// inbox and userTopics are inboxQuery and userTopicsQuery prepared on
-	// the read pool (every login runs both); nil inside a transaction.
-	// Parsing and planning an SQLite statement costs several times what
-	// running one of these on its index does.
-	inbox, userTopics *sql.Stmt
+	// userPending, inbox and userTopics are userPendingQuery, inboxQuery
+	// and userTopicsQuery prepared on the read pool (every login runs the
+	// first, and the others when it finds something); nil inside a
+	// transaction. Parsing and planning an SQLite statement costs several
+	// times what running one of these on its index does.
+	userPending, inbox, userTopics *sql.Stmt
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -122,15 +123,15 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if err := read.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", abs, err), read.Close(), write.Close())
 	}
-	var stmts [3]*sql.Stmt
-	for i, q := range []string{credentialAccountQuery, inboxQuery, userTopicsQuery} {
+	var stmts [4]*sql.Stmt
+	for i, q := range []string{credentialAccountQuery, userPendingQuery, inboxQuery, userTopicsQuery} {
 		if stmts[i], err = read.PrepareContext(ctx, q); err != nil {
 			return nil, errors.Join(fmt.Errorf("sqlite: open: prepare %q: %w", q, err), read.Close(), write.Close())
 		}
 	}
 	s := &Store{writeDB: write, readDB: read}
 	s.conn = conn{
-		read: read, write: write, credentialAccount: stmts[0], inbox: stmts[1], userTopics: stmts[2],
+		read: read, write: write, credentialAccount: stmts[0], userPending: stmts[1], inbox: stmts[2], userTopics: stmts[3],
 		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
 	s.lookups = startLookupWorkers(readers, s.credentialAccountOn)
@@ -686,7 +687,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Calling Close again returns nil.
 func (s *Store) Close() error {
 	s.lookups.stop()
-	if err := errors.Join(s.credentialAccount.Close(), s.inbox.Close(), s.userTopics.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
+	if err := errors.Join(s.credentialAccount.Close(), s.userPending.Close(), s.inbox.Close(), s.userTopics.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
@@ -729,7 +730,38 @@ func mapErr(err error) error {
 // now returns the current time as the store records it.
 func now() time.Time { return store.Timestamp(time.Now()) }
 
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+func formatTime(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(timeLayout)
+	}
+	// What t.Format(timeLayout) writes, without its layout interpreter
+	// (every login formats the time of its inbox read).
+	hour, minute, sec := t.Clock()
+	var b [len(timeLayout)]byte
+	put := func(i, n, v int) {
+		for j := i + n - 1; j >= i; j-- {
+			b[j] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, 4, year)
+	b[4] = '-'
+	put(5, 2, int(month))
+	b[7] = '-'
+	put(8, 2, day)
+	b[10] = 'T'
+	put(11, 2, hour)
+	b[13] = ':'
+	put(14, 2, minute)
+	b[16] = ':'
+	put(17, 2, sec)
+	b[19] = '.'
+	put(20, 3, t.Nanosecond()/1e6)
+	b[23] = 'Z'
+	return string(b[:])
+}
 
 // nullTime maps the zero time to NULL.
 func nullTime(t time.Time) any {

@@ -229,6 +229,93 @@ func testInboxExpiry(t *testing.T, s store.Store) {
 	checkInt(t, "AckInbox(two expired, one pending)", n, 1)
 }
 
+// testUserPending follows one user's pending items and topics through the
+// changes that make UserPending's answers true and false, checking them
+// against what Inbox and UserTopics list, inside a transaction too.
+func testUserPending(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.PutTopic(ctx, store.Topic{Name: "news"}); err != nil {
+		t.Fatal(err)
+	}
+	expiring := item("alice", "expiring")
+	expiring.ExpiresAt = t0.Add(time.Hour)
+	steps := []struct {
+		name   string
+		do     func() error
+		now    time.Time
+		inbox  bool
+		topics bool
+	}{
+		{"nothing", func() error { return nil }, t0, false, false},
+		{"an item of another user", func() error {
+			_, err := s.PutInbox(ctx, []store.InboxItem{item("bob", "b1")})
+			return err
+		}, t0, false, false},
+		{"another user subscribed", func() error {
+			_, err := s.Subscribe(ctx, "news", []string{"bob"})
+			return err
+		}, t0, false, false},
+		{"an item that expires", func() error {
+			_, err := s.PutInbox(ctx, []store.InboxItem{expiring})
+			return err
+		}, t0, true, false},
+		{"after it expired", func() error { return nil }, t0.Add(time.Hour), false, false},
+		{"subscribed", func() error {
+			_, err := s.Subscribe(ctx, "news", []string{"alice"})
+			return err
+		}, t0, true, true},
+		{"item acknowledged", func() error {
+			_, err := s.AckInbox(ctx, "alice", []string{"expiring"}, t0)
+			return err
+		}, t0, false, true},
+		{"another item", func() error {
+			_, err := s.PutInbox(ctx, []store.InboxItem{item("alice", "a2")})
+			return err
+		}, t0, true, true},
+		{"unsubscribed", func() error {
+			_, err := s.Unsubscribe(ctx, "news", []string{"alice"})
+			return err
+		}, t0, true, false},
+		{"item deleted", func() error {
+			_, err := s.DeleteInbox(ctx, "alice", []string{"a2"}, t0)
+			return err
+		}, t0, false, false},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		inbox, topics, err := s.UserPending(ctx, "alice", st.now)
+		checkErr(t, "UserPending after "+st.name, err, nil)
+		if inbox != st.inbox || topics != st.topics {
+			t.Errorf("UserPending after %s = inbox %v, topics %v; want %v, %v", st.name, inbox, topics, st.inbox, st.topics)
+		}
+		// The answers agree with the listings.
+		items := listInbox(t, s, "alice", st.now, 1)
+		names, err := s.UserTopics(ctx, "alice")
+		checkErr(t, "UserTopics", err, nil)
+		if inbox != (len(items) > 0) || topics != (len(names) > 0) {
+			t.Errorf("after %s: UserPending = %v, %v but Inbox lists %d items and UserTopics %d topics",
+				st.name, inbox, topics, len(items), len(names))
+		}
+	}
+	// Inside a transaction, UserPending sees the transaction's writes.
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.PutInbox(ctx, []store.InboxItem{item("carol", "c1")}); err != nil {
+			return err
+		}
+		if _, err := tx.Subscribe(ctx, "news", []string{"carol"}); err != nil {
+			return err
+		}
+		inbox, topics, err := tx.UserPending(ctx, "carol", t0)
+		if err != nil || !inbox || !topics {
+			return fmt.Errorf("UserPending in the transaction = %v, %v, %v; want true, true, nil", inbox, topics, err)
+		}
+		return nil
+	})
+	checkErr(t, "InTx", err, nil)
+}
+
 func testInboxAckDelete(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	var items []store.InboxItem
@@ -1025,6 +1112,10 @@ func testNotifyContextDone(t *testing.T, s store.Store) {
 			_, err := s.Unsubscribe(ctx, "news", []string{"alice"})
 			return err
 		}},
+		{"UserPending", func(ctx context.Context) error {
+			_, _, err := s.UserPending(ctx, "alice", t0)
+			return err
+		}},
 		{"UserTopics", func(ctx context.Context) error {
 			_, err := s.UserTopics(ctx, "alice")
 			return err
@@ -1079,6 +1170,7 @@ var notifyTests = []struct {
 	{"InboxRoundTrip", testInboxRoundTrip},
 	{"InboxOrderAndPages", testInboxOrderAndPages},
 	{"InboxExpiry", testInboxExpiry},
+	{"UserPending", testUserPending},
 	{"InboxAckDelete", testInboxAckDelete},
 	{"InboxDedup", testInboxDedup},
 	{"InboxPrune", testInboxPrune},
