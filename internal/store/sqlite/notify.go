@@ -395,29 +395,54 @@ func (c *conn) Unsubscribe(ctx context.Context, topic string, userIDs []string) 
 	return changed, nil
 }
 
-// userPendingQuery answers UserPending; its arguments are those of
-// pendingInbox, then the user id again.
-const userPendingQuery = `SELECT EXISTS (SELECT 1 FROM inbox_items WHERE ` + pendingInbox + `),
-	EXISTS (SELECT 1 FROM topic_subscriptions WHERE user_id = ?)`
+// usersPendingQuery answers UsersPending; its arguments are the user ids
+// as a JSON array and now. Each user is looked up on the indexes Inbox and
+// UserTopics read.
+const usersPendingQuery = `SELECT u.key,
+	EXISTS (SELECT 1 FROM inbox_items WHERE user_id = u.value AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)),
+	EXISTS (SELECT 1 FROM topic_subscriptions WHERE user_id = u.value)
+	FROM json_each(?1) AS u`
 
-// UserPending implements store.Store, as a point read (see pointRead).
-func (c *conn) UserPending(ctx context.Context, userID string, now time.Time) (bool, bool, error) {
+// UsersPending implements store.Store, as a point read (see pointRead):
+// a login batch is bounded by its caller.
+func (c *conn) UsersPending(ctx context.Context, userIDs []string, now time.Time) ([]store.Pending, error) {
 	ctx, err := pointRead(ctx)
 	if err != nil {
-		return false, false, fmt.Errorf("sqlite: user pending: %w", err)
+		return nil, fmt.Errorf("sqlite: users pending: %w", err)
 	}
-	args := []any{userID, formatTime(store.Timestamp(now)), userID}
-	var row *sql.Row
-	if c.userPending != nil {
-		row = c.userPending.QueryRowContext(ctx, args...)
+	ids, err := jsonList(userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: users pending: %w", err)
+	}
+	args := []any{ids, formatTime(store.Timestamp(now))}
+	var rows *sql.Rows
+	if c.usersPending != nil {
+		rows, err = c.usersPending.QueryContext(ctx, args...)
 	} else {
-		row = c.read.QueryRowContext(ctx, userPendingQuery, args...)
+		rows, err = c.read.QueryContext(ctx, usersPendingQuery, args...)
 	}
-	var inbox, topics bool
-	if err := row.Scan(&inbox, &topics); err != nil {
-		return false, false, fmt.Errorf("sqlite: user pending: %w", mapErr(err))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))
 	}
-	return inbox, topics, nil
+	defer rows.Close()
+	out := make([]store.Pending, len(userIDs))
+	for rows.Next() {
+		var (
+			i int
+			p store.Pending
+		)
+		if err := rows.Scan(&i, &p.Inbox, &p.Topics); err != nil {
+			return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))
+		}
+		if i < 0 || i >= len(out) {
+			return nil, fmt.Errorf("sqlite: users pending: row for user %d of %d", i, len(out))
+		}
+		out[i] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))
+	}
+	return out, nil
 }
 
 const userTopicsQuery = `SELECT topic FROM topic_subscriptions WHERE user_id = ? ORDER BY topic`

@@ -71,12 +71,12 @@ type conn struct {
 	credentialAccount *sql.Stmt
 	// lookups runs credentialAccount; nil inside a transaction.
 	lookups *lookupWorkers
-	// userPending, inbox and userTopics are userPendingQuery, inboxQuery
+	// usersPending, inbox and userTopics are usersPendingQuery, inboxQuery
 	// and userTopicsQuery prepared on the read pool (every login runs the
 	// first, and the others when it finds something); nil inside a
 	// transaction. Parsing and planning an SQLite statement costs several
 	// times what running one of these on its index does.
-	userPending, inbox, userTopics *sql.Stmt
+	usersPending, inbox, userTopics *sql.Stmt
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -124,14 +124,14 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", abs, err), read.Close(), write.Close())
 	}
 	var stmts [4]*sql.Stmt
-	for i, q := range []string{credentialAccountQuery, userPendingQuery, inboxQuery, userTopicsQuery} {
+	for i, q := range []string{credentialAccountQuery, usersPendingQuery, inboxQuery, userTopicsQuery} {
 		if stmts[i], err = read.PrepareContext(ctx, q); err != nil {
 			return nil, errors.Join(fmt.Errorf("sqlite: open: prepare %q: %w", q, err), read.Close(), write.Close())
 		}
 	}
 	s := &Store{writeDB: write, readDB: read}
 	s.conn = conn{
-		read: read, write: write, credentialAccount: stmts[0], userPending: stmts[1], inbox: stmts[2], userTopics: stmts[3],
+		read: read, write: write, credentialAccount: stmts[0], usersPending: stmts[1], inbox: stmts[2], userTopics: stmts[3],
 		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
 	s.lookups = startLookupWorkers(readers, s.credentialAccountOn)
@@ -687,7 +687,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Calling Close again returns nil.
 func (s *Store) Close() error {
 	s.lookups.stop()
-	if err := errors.Join(s.credentialAccount.Close(), s.userPending.Close(), s.inbox.Close(), s.userTopics.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
+	if err := errors.Join(s.credentialAccount.Close(), s.usersPending.Close(), s.inbox.Close(), s.userTopics.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil

@@ -229,10 +229,11 @@ func testInboxExpiry(t *testing.T, s store.Store) {
 	checkInt(t, "AckInbox(two expired, one pending)", n, 1)
 }
 
-// testUserPending follows one user's pending items and topics through the
-// changes that make UserPending's answers true and false, checking them
-// against what Inbox and UserTopics list, inside a transaction too.
-func testUserPending(t *testing.T, s store.Store) {
+// testUsersPending follows one user's pending items and topics through the
+// changes that make UsersPending's answers true and false, asking for that
+// user twice among others and checking every answer against what Inbox
+// and UserTopics list, inside a transaction too.
+func testUsersPending(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	if _, err := s.PutTopic(ctx, store.Topic{Name: "news"}); err != nil {
 		t.Fatal(err)
@@ -281,25 +282,35 @@ func testUserPending(t *testing.T, s store.Store) {
 			return err
 		}, t0, false, false},
 	}
+	users := []string{"bob", "alice", "nobody", "alice"}
 	for _, st := range steps {
 		if err := st.do(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		inbox, topics, err := s.UserPending(ctx, "alice", st.now)
-		checkErr(t, "UserPending after "+st.name, err, nil)
-		if inbox != st.inbox || topics != st.topics {
-			t.Errorf("UserPending after %s = inbox %v, topics %v; want %v, %v", st.name, inbox, topics, st.inbox, st.topics)
+		pending, err := s.UsersPending(ctx, users, st.now)
+		checkErr(t, "UsersPending after "+st.name, err, nil)
+		if len(pending) != len(users) {
+			t.Fatalf("UsersPending after %s: %d answers for %d users", st.name, len(pending), len(users))
 		}
-		// The answers agree with the listings.
-		items := listInbox(t, s, "alice", st.now, 1)
-		names, err := s.UserTopics(ctx, "alice")
-		checkErr(t, "UserTopics", err, nil)
-		if inbox != (len(items) > 0) || topics != (len(names) > 0) {
-			t.Errorf("after %s: UserPending = %v, %v but Inbox lists %d items and UserTopics %d topics",
-				st.name, inbox, topics, len(items), len(names))
+		want := store.Pending{Inbox: st.inbox, Topics: st.topics}
+		if pending[1] != want || pending[3] != want {
+			t.Errorf("UsersPending after %s: alice = %+v and %+v; want %+v", st.name, pending[1], pending[3], want)
+		}
+		// Every answer agrees with the listings.
+		for i, u := range users {
+			items := listInbox(t, s, u, st.now, 1)
+			names, err := s.UserTopics(ctx, u)
+			checkErr(t, "UserTopics", err, nil)
+			if pending[i] != (store.Pending{Inbox: len(items) > 0, Topics: len(names) > 0}) {
+				t.Errorf("after %s: UsersPending says %+v for %s but Inbox lists %d items and UserTopics %d topics",
+					st.name, pending[i], u, len(items), len(names))
+			}
 		}
 	}
-	// Inside a transaction, UserPending sees the transaction's writes.
+	if pending, err := s.UsersPending(ctx, nil, t0); err != nil || len(pending) != 0 {
+		t.Errorf("UsersPending(no users) = %v, %v; want none, nil", pending, err)
+	}
+	// Inside a transaction, UsersPending sees the transaction's writes.
 	err := s.InTx(ctx, func(tx store.Tx) error {
 		if _, err := tx.PutInbox(ctx, []store.InboxItem{item("carol", "c1")}); err != nil {
 			return err
@@ -307,9 +318,9 @@ func testUserPending(t *testing.T, s store.Store) {
 		if _, err := tx.Subscribe(ctx, "news", []string{"carol"}); err != nil {
 			return err
 		}
-		inbox, topics, err := tx.UserPending(ctx, "carol", t0)
-		if err != nil || !inbox || !topics {
-			return fmt.Errorf("UserPending in the transaction = %v, %v, %v; want true, true, nil", inbox, topics, err)
+		pending, err := tx.UsersPending(ctx, []string{"carol"}, t0)
+		if err != nil || len(pending) != 1 || pending[0] != (store.Pending{Inbox: true, Topics: true}) {
+			return fmt.Errorf("UsersPending in the transaction = %v, %v; want [{true true}], nil", pending, err)
 		}
 		return nil
 	})
@@ -1112,8 +1123,8 @@ func testNotifyContextDone(t *testing.T, s store.Store) {
 			_, err := s.Unsubscribe(ctx, "news", []string{"alice"})
 			return err
 		}},
-		{"UserPending", func(ctx context.Context) error {
-			_, _, err := s.UserPending(ctx, "alice", t0)
+		{"UsersPending", func(ctx context.Context) error {
+			_, err := s.UsersPending(ctx, []string{"alice"}, t0)
 			return err
 		}},
 		{"UserTopics", func(ctx context.Context) error {
@@ -1170,7 +1181,7 @@ var notifyTests = []struct {
 	{"InboxRoundTrip", testInboxRoundTrip},
 	{"InboxOrderAndPages", testInboxOrderAndPages},
 	{"InboxExpiry", testInboxExpiry},
-	{"UserPending", testUserPending},
+	{"UsersPending", testUsersPending},
 	{"InboxAckDelete", testInboxAckDelete},
 	{"InboxDedup", testInboxDedup},
 	{"InboxPrune", testInboxPrune},
