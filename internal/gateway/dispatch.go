@@ -269,7 +269,15 @@ func (c *conn) handleHello(ctx context.Context, cid uint32, h *realtimev1.Hello)
 		}
 		ident = id
 	case *realtimev1.Hello_Authenticate:
-		resp, err := c.g.deps.Auth.Authenticate(ctx, a.Authenticate, remoteIP(c.nc.RemoteAddr().String()))
+		// The upgrade noted the address of a socket not yet authenticated;
+		// formatting it again from the socket costs allocations per login.
+		c.mu.Lock()
+		ip := c.unauthIP
+		c.mu.Unlock()
+		if ip == "" {
+			ip = remoteIP(c.nc.RemoteAddr().String())
+		}
+		resp, err := c.g.deps.Auth.Authenticate(ctx, a.Authenticate, ip)
 		if err != nil {
 			c.helloFailed(cid, err)
 			return

@@ -119,7 +119,19 @@ type Gateway struct {
 	lifeMu   sync.RWMutex
 	stopping bool
 	wg       sync.WaitGroup
+	// work hands a function to an idle worker of spawn: a send succeeds
+	// only while one waits. idle counts the workers waiting, at most
+	// maxIdleWorkers.
+	work chan func()
+	idle atomic.Int32
 }
+
+// maxIdleWorkers bounds the goroutines spawn keeps waiting for work. A
+// worker's stack has grown to what requests need (a Hello runs the
+// credential check, token signing and the session claim): reusing it
+// saves the runtime growing and copying a fresh goroutine's stack several
+// times per request. Idle stacks shrink at garbage collections.
+const maxIdleWorkers = 128
 
 // New validates cfg and builds a gateway; it starts nothing.
 func New(cfg Config, deps Deps) (*Gateway, error) {
@@ -149,6 +161,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		sessions:  make(map[string]*Session),
 		refreshCh: make(chan *Session, 4096),
 		changes:   make(chan struct{}, 1),
+		work:      make(chan func()),
 		hooks:     hookQueue{wake: make(chan struct{}, 1)},
 		unauth:    unauthLimiter{max: cfg.MaxUnauthSockets, perIP: cfg.MaxUnauthPerIP},
 	}
@@ -207,13 +220,38 @@ func (g *Gateway) spawn(fn func()) bool {
 		g.lifeMu.RUnlock()
 		return false
 	}
+	select {
+	case g.work <- fn: // an idle worker runs it
+		g.lifeMu.RUnlock()
+		return true
+	default:
+	}
 	g.wg.Add(1)
 	g.lifeMu.RUnlock()
-	go func() {
-		defer g.wg.Done()
-		fn()
-	}()
+	go g.worker(fn)
 	return true
+}
+
+// worker runs fn, then waits for more work from spawn while fewer than
+// maxIdleWorkers wait, until Close (which sets stopping before it cancels
+// baseCtx, so no work is handed over once the worker can see Done).
+func (g *Gateway) worker(fn func()) {
+	defer g.wg.Done()
+	for {
+		fn()
+		fn = nil // what it holds is not kept while idle
+		if g.idle.Add(1) > maxIdleWorkers {
+			g.idle.Add(-1)
+			return
+		}
+		select {
+		case fn = <-g.work:
+			g.idle.Add(-1)
+		case <-g.baseCtx.Done():
+			g.idle.Add(-1)
+			return
+		}
+	}
 }
 
 // changed wakes Drain to look at the counts again.

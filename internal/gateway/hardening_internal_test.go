@@ -450,3 +450,36 @@ func TestBusyUserDoesNotDelayOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestSpawnReusesWorkers: functions handed to spawn all run at once, never
+// queued behind busy workers, before and after workers turn idle; once the
+// gateway is stopping spawn refuses work, and the idle workers end (the
+// cleanup's Wait returns; goleak checks at the end of the package).
+func TestSpawnReusesWorkers(t *testing.T) {
+	g := idleGateway(t, Config{})
+	for round := range 3 {
+		const n = maxIdleWorkers + 50
+		release := make(chan struct{})
+		var started, done sync.WaitGroup
+		started.Add(n)
+		done.Add(n)
+		for range n {
+			if !g.spawn(func() {
+				started.Done()
+				<-release
+				done.Done()
+			}) {
+				t.Fatalf("round %d: spawn refused work", round)
+			}
+		}
+		started.Wait() // every function runs while all the others block
+		close(release)
+		done.Wait()
+	}
+	g.lifeMu.Lock()
+	g.stopping = true
+	g.lifeMu.Unlock()
+	if g.spawn(func() { t.Error("ran after stopping") }) {
+		t.Error("spawn accepted work once stopping")
+	}
+}

@@ -31,29 +31,68 @@ type ackJob struct {
 // lists the rest with notify.inbox.list.
 const maxLoginItems = 1000
 
+// maxLoginBatch bounds the logins a worker takes from the queue at once,
+// whose users one store read checks for anything to load.
+const maxLoginBatch = 64
+
 func (s *Service) loginWorker() {
 	defer s.wg.Done()
+	batch := make([]loginJob, 0, maxLoginBatch)
+	users := make([]string, 0, maxLoginBatch)
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case job := <-s.logins:
+			batch = append(batch[:0], job)
+		}
+		// In a login storm the queue holds more: take them too.
+	fill:
+		for len(batch) < maxLoginBatch {
+			select {
+			case job := <-s.logins:
+				batch = append(batch, job)
+			default:
+				break fill
+			}
+		}
+		users = users[:0]
+		for _, job := range batch {
+			users = append(users, job.user)
+		}
+		now := s.clock.Now()
+		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		pending, err := s.st.UsersPending(ctx, users, now)
+		cancel()
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.log.Warn("deliver inbox at login", "users", len(users), "err", err)
+			}
+			continue
+		}
+		for i, job := range batch {
+			if pending[i] == (store.Pending{}) {
+				continue // most users: nothing to push, no topic to join
+			}
 			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-			if err := s.login(ctx, job); err != nil && !errors.Is(err, context.Canceled) {
+			if err := s.login(ctx, job, pending[i], now); err != nil && !errors.Is(err, context.Canceled) {
 				s.log.Warn("deliver inbox at login", "user", job.user, "err", err)
 			}
 			cancel()
 		}
+		clear(batch) // keep no session ids while waiting
 	}
 }
 
 // login pushes a fresh session its pending inbox items, in order, then the
-// retained items of its topics, and puts it in the topic index.
-func (s *Service) login(ctx context.Context, job loginJob) error {
-	now := s.clock.Now()
+// retained items of its topics, and puts it in the topic index. pending
+// says what the user had at now; the session was in the topic index
+// before it was read, so a subscription made later reaches it through the
+// bus, as one made after UserTopics does.
+func (s *Service) login(ctx context.Context, job loginJob, pending store.Pending, now time.Time) error {
 	page := store.Page{Limit: 100}
 	sent := 0
-	for job.fresh && sent < maxLoginItems {
+	for pending.Inbox && job.fresh && sent < maxLoginItems {
 		items, next, err := s.st.Inbox(ctx, job.user, now, page)
 		if err != nil {
 			return err
@@ -73,6 +112,9 @@ func (s *Service) login(ctx context.Context, job loginJob) error {
 			break
 		}
 		page.Cursor = next
+	}
+	if !pending.Topics {
+		return nil
 	}
 	topics, err := s.st.UserTopics(ctx, job.user)
 	if err != nil {

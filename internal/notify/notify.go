@@ -45,6 +45,7 @@ type Gateway interface {
 type Store interface {
 	store.Inbox
 	store.Topics
+	store.LoginPending
 }
 
 // Config tunes the service; zero fields take defaults.

@@ -468,3 +468,53 @@ func TestPresenceFollow(t *testing.T) {
 	}
 	alice.none()
 }
+
+// TestLoginWave: users log in at once, some with stored items and some
+// with none (their logins are checked together); each gets its own items
+// and nobody gets another's.
+func TestLoginWave(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	const users = 24
+	ids := make([]string, users)
+	for i := range users {
+		p := join(t, n, fmt.Sprintf("device-wave-%04d", i))
+		ids[i] = p.user
+		if err := logout(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < users; i += 3 { // every third user has an item
+		if got := send(t, n, apiv1.NotifyMode_NOTIFY_MODE_STORED, "wave-"+ids[i], ids[i]); got[0] != adminv1.SendOutcome_SEND_OUTCOME_STORED {
+			t.Fatalf("stored to an offline user: %v", got)
+		}
+	}
+	players := make([]*player, users)
+	errs := make(chan error, users)
+	for i := range users {
+		go func() {
+			c, err := client.New(n.ClientURL)
+			if err == nil {
+				var s *client.Socket
+				s, err = c.Login(ctxT(t), client.DeviceCredential(fmt.Sprintf("device-wave-%04d", i), true), client.DialOptions{})
+				if err == nil {
+					t.Cleanup(func() { _ = s.Close() })
+					players[i] = &player{t: t, s: s, user: s.Welcome().GetUserId()}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range users {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, p := range players {
+		if i%3 == 0 {
+			if note := p.note(); note.Id != "wave-"+p.user {
+				t.Errorf("user %d: got %v, want its item", i, note)
+			}
+		}
+		p.none()
+	}
+}

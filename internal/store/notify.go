@@ -152,6 +152,25 @@ type Topics interface {
 	RetainedItems(ctx context.Context, topics []string, now time.Time) ([]TopicItem, error)
 }
 
+// LoginPending is the first read of the notification service at every
+// login: most users have no pending item and no topic, and for them it is
+// the only one. It takes the users of many logins at once.
+type LoginPending interface {
+	// UsersPending reports, in one read, for each of userIDs (repeats
+	// allowed), whether Inbox would list at least one of the user's items
+	// at now and whether UserTopics would list at least one topic:
+	// pending[i] answers for userIDs[i].
+	UsersPending(ctx context.Context, userIDs []string, now time.Time) (pending []Pending, err error)
+}
+
+// Pending is what UsersPending answers for one user.
+type Pending struct {
+	// Inbox is true when the user has a pending inbox item.
+	Inbox bool
+	// Topics is true when the user subscribes to a topic.
+	Topics bool
+}
+
 // CheckInboxItems returns the error PutInbox gives for items it refuses:
 // an item without a UserID or an ID. The implementations share it.
 func CheckInboxItems(items []InboxItem) error {

@@ -283,6 +283,7 @@ type Tx interface {
 	Sessions
 	Inbox
 	Topics
+	LoginPending
 }
 
 // Store is the durable state of a taisen deployment. Implementations are
@@ -293,6 +294,7 @@ type Store interface {
 	Sessions
 	Inbox
 	Topics
+	LoginPending
 	// InTx runs fn in one transaction: committed when fn returns nil,
 	// rolled back when it returns an error (which InTx returns) or panics.
 	// fn must use only tx (see the package documentation).

@@ -452,6 +452,40 @@ func sortedUnique(s []string) []string {
 	return slices.Compact(out)
 }
 
+// usersPendingQuery answers UsersPending; its arguments are the user ids
+// and now. Each user is looked up on the indexes Inbox and UserTopics read.
+const usersPendingQuery = `SELECT u.i,
+	EXISTS (SELECT 1 FROM inbox_items WHERE user_id = u.id AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > $2)),
+	EXISTS (SELECT 1 FROM topic_subscriptions WHERE user_id = u.id)
+	FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i)`
+
+// UsersPending implements store.Store.
+func (c *conn) UsersPending(ctx context.Context, userIDs []string, now time.Time) ([]store.Pending, error) {
+	rows, err := c.q.Query(ctx, usersPendingQuery, userIDs, store.Timestamp(now))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: users pending: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := make([]store.Pending, len(userIDs))
+	for rows.Next() {
+		var (
+			i int64
+			p store.Pending
+		)
+		if err := rows.Scan(&i, &p.Inbox, &p.Topics); err != nil {
+			return nil, fmt.Errorf("postgres: users pending: %w", mapErr(err))
+		}
+		if i < 1 || i > int64(len(out)) {
+			return nil, fmt.Errorf("postgres: users pending: row for user %d of %d", i, len(out))
+		}
+		out[i-1] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: users pending: %w", mapErr(err))
+	}
+	return out, nil
+}
+
 const userTopicsQuery = `SELECT topic FROM topic_subscriptions WHERE user_id = $1 ORDER BY topic`
 
 // UserTopics implements store.Store.

@@ -32,6 +32,8 @@ func TestQueryPlans(t *testing.T) {
 	}{
 		{"Inbox", inboxQuery, []any{"u", ts, int64(0), 10}, "inbox_items_pending_idx", false},
 		{"CountInbox", `SELECT count(*) FROM inbox_items WHERE ` + pendingInbox, []any{"u", ts}, "inbox_items_pending_idx", false},
+		{"UsersPending inbox", usersPendingQuery, []any{[]string{"u", "v"}, ts}, "inbox_items_pending_idx", false},
+		{"UsersPending topics", usersPendingQuery, []any{[]string{"u", "v"}, ts}, "topic_subscriptions_user_id_idx", false},
 		{"UserTopics", userTopicsQuery, []any{"u"}, "topic_subscriptions_user_id_idx", false},
 		{"TopicSubscribers", topicSubscribersQuery, []any{"t", "", 10}, "topic_subscriptions_pkey", false},
 		{"RetainedItems", retainedItemsQuery, []any{[]string{"a", "b"}, ts}, "Index Scan using topic_items_", true},

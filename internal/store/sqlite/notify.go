@@ -66,7 +66,8 @@ const pendingInbox = `user_id = ? AND removed_at IS NULL AND (expires_at IS NULL
 const inboxQuery = `SELECT ` + inboxColumns + ` FROM inbox_items WHERE ` + pendingInbox + ` AND seq > ? ORDER BY seq LIMIT ?`
 
 // Inbox implements store.Store. The cursor holds the seq of the last item
-// of the page.
+// of the page. A page is a short read on inbox_items_pending_idx, run as
+// a point read (see pointRead): every login lists the first page.
 func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.Page) ([]store.InboxItem, string, error) {
 	limit, err := p.Size()
 	if err != nil {
@@ -76,8 +77,16 @@ func (c *conn) Inbox(ctx context.Context, userID string, now time.Time, p store.
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", err)
 	}
-	rows, err := c.read.QueryContext(ctx, inboxQuery,
-		userID, formatTime(store.Timestamp(now)), after, limit+1)
+	if ctx, err = pointRead(ctx); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list inbox: %w", err)
+	}
+	args := []any{userID, formatTime(store.Timestamp(now)), after, limit + 1}
+	var rows *sql.Rows
+	if c.inbox != nil {
+		rows, err = c.inbox.QueryContext(ctx, args...)
+	} else {
+		rows, err = c.read.QueryContext(ctx, inboxQuery, args...)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list inbox: %w", mapErr(err))
 	}
@@ -386,11 +395,71 @@ func (c *conn) Unsubscribe(ctx context.Context, topic string, userIDs []string) 
 	return changed, nil
 }
 
+// usersPendingQuery answers UsersPending; its arguments are the user ids
+// as a JSON array and now. Each user is looked up on the indexes Inbox and
+// UserTopics read.
+const usersPendingQuery = `SELECT u.key,
+	EXISTS (SELECT 1 FROM inbox_items WHERE user_id = u.value AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)),
+	EXISTS (SELECT 1 FROM topic_subscriptions WHERE user_id = u.value)
+	FROM json_each(?1) AS u`
+
+// UsersPending implements store.Store, as a point read (see pointRead):
+// a login batch is bounded by its caller.
+func (c *conn) UsersPending(ctx context.Context, userIDs []string, now time.Time) ([]store.Pending, error) {
+	ctx, err := pointRead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: users pending: %w", err)
+	}
+	ids, err := jsonList(userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: users pending: %w", err)
+	}
+	args := []any{ids, formatTime(store.Timestamp(now))}
+	var rows *sql.Rows
+	if c.usersPending != nil {
+		rows, err = c.usersPending.QueryContext(ctx, args...)
+	} else {
+		rows, err = c.read.QueryContext(ctx, usersPendingQuery, args...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := make([]store.Pending, len(userIDs))
+	for rows.Next() {
+		var (
+			i int
+			p store.Pending
+		)
+		if err := rows.Scan(&i, &p.Inbox, &p.Topics); err != nil {
+			return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))
+		}
+		if i < 0 || i >= len(out) {
+			return nil, fmt.Errorf("sqlite: users pending: row for user %d of %d", i, len(out))
+		}
+		out[i] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))
+	}
+	return out, nil
+}
+
 const userTopicsQuery = `SELECT topic FROM topic_subscriptions WHERE user_id = ? ORDER BY topic`
 
-// UserTopics implements store.Store.
+// UserTopics implements store.Store. A read on topic_subscriptions_user_id_idx,
+// run as a point read (see pointRead): every login lists them.
 func (c *conn) UserTopics(ctx context.Context, userID string) ([]string, error) {
-	rows, err := c.read.QueryContext(ctx, userTopicsQuery, userID)
+	ctx, err := pointRead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: user topics: %w", err)
+	}
+	var rows *sql.Rows
+	if c.userTopics != nil {
+		rows, err = c.userTopics.QueryContext(ctx, userID)
+	} else {
+		rows, err = c.read.QueryContext(ctx, userTopicsQuery, userID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: user topics: %w", mapErr(err))
 	}

@@ -21,6 +21,8 @@ func TestQueryPlans(t *testing.T) {
 	}{
 		{"Inbox", inboxQuery, []any{"u", ts, 0, 10}, "SEARCH inbox_items USING INDEX inbox_items_pending_idx (user_id=? AND seq>?)"},
 		{"CountInbox", `SELECT count(*) FROM inbox_items WHERE ` + pendingInbox, []any{"u", ts}, "SEARCH inbox_items USING INDEX inbox_items_pending_idx (user_id=?)"},
+		{"UsersPending inbox", usersPendingQuery, []any{`["u","v"]`, ts}, "SEARCH inbox_items USING INDEX inbox_items_pending_idx (user_id=?)"},
+		{"UsersPending topics", usersPendingQuery, []any{`["u","v"]`, ts}, "SEARCH topic_subscriptions USING COVERING INDEX topic_subscriptions_user_id_idx (user_id=?)"},
 		{"UserTopics", userTopicsQuery, []any{"u"}, "SEARCH topic_subscriptions USING COVERING INDEX topic_subscriptions_user_id_idx (user_id=?)"},
 		{"TopicSubscribers", topicSubscribersQuery, []any{"t", "", 10}, "SEARCH topic_subscriptions USING PRIMARY KEY (topic=? AND user_id>?)"},
 		{"RetainedItems", retainedItemsQuery, []any{`["t"]`, ts}, "SEARCH topic_items USING INDEX"},

@@ -71,6 +71,12 @@ type conn struct {
 	credentialAccount *sql.Stmt
 	// lookups runs credentialAccount; nil inside a transaction.
 	lookups *lookupWorkers
+	// usersPending, inbox and userTopics are usersPendingQuery, inboxQuery
+	// and userTopicsQuery prepared on the read pool (every login runs the
+	// first, and the others when it finds something); nil inside a
+	// transaction. Parsing and planning an SQLite statement costs several
+	// times what running one of these on its index does.
+	usersPending, inbox, userTopics *sql.Stmt
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -117,13 +123,15 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if err := read.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", abs, err), read.Close(), write.Close())
 	}
-	stmt, err := read.PrepareContext(ctx, credentialAccountQuery)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("sqlite: open: prepare login lookup: %w", err), read.Close(), write.Close())
+	var stmts [4]*sql.Stmt
+	for i, q := range []string{credentialAccountQuery, usersPendingQuery, inboxQuery, userTopicsQuery} {
+		if stmts[i], err = read.PrepareContext(ctx, q); err != nil {
+			return nil, errors.Join(fmt.Errorf("sqlite: open: prepare %q: %w", q, err), read.Close(), write.Close())
+		}
 	}
 	s := &Store{writeDB: write, readDB: read}
 	s.conn = conn{
-		read: read, write: write, credentialAccount: stmt,
+		read: read, write: write, credentialAccount: stmts[0], usersPending: stmts[1], inbox: stmts[2], userTopics: stmts[3],
 		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
 	s.lookups = startLookupWorkers(readers, s.credentialAccountOn)
@@ -422,9 +430,9 @@ func (c *conn) credentialAccountOn(ctx context.Context, kind store.CredentialKin
 	return cred, a, nil
 }
 
-// pointRead returns the context for a read of one row by key: ctx without
-// its cancellation, or ctx's error when it is already done. Such a read
-// takes microseconds and is not worth interrupting, while a cancellable
+// pointRead returns the context for a read of one row, or of one bounded
+// range, by key: ctx without its cancellation, or ctx's error when it is
+// already done. Such a read takes microseconds and is not worth interrupting, while a cancellable
 // context costs the driver and database/sql a watcher goroutine each per
 // query. The read still waits, without ctx, for a free connection of the
 // pool, whose queries are all short.
@@ -679,7 +687,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Calling Close again returns nil.
 func (s *Store) Close() error {
 	s.lookups.stop()
-	if err := errors.Join(s.credentialAccount.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
+	if err := errors.Join(s.credentialAccount.Close(), s.usersPending.Close(), s.inbox.Close(), s.userTopics.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
@@ -722,7 +730,38 @@ func mapErr(err error) error {
 // now returns the current time as the store records it.
 func now() time.Time { return store.Timestamp(time.Now()) }
 
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+func formatTime(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(timeLayout)
+	}
+	// What t.Format(timeLayout) writes, without its layout interpreter
+	// (every login formats the time of its inbox read).
+	hour, minute, sec := t.Clock()
+	var b [len(timeLayout)]byte
+	put := func(i, n, v int) {
+		for j := i + n - 1; j >= i; j-- {
+			b[j] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, 4, year)
+	b[4] = '-'
+	put(5, 2, int(month))
+	b[7] = '-'
+	put(8, 2, day)
+	b[10] = 'T'
+	put(11, 2, hour)
+	b[13] = ':'
+	put(14, 2, minute)
+	b[16] = ':'
+	put(17, 2, sec)
+	b[19] = '.'
+	put(20, 3, t.Nanosecond()/1e6)
+	b[23] = 'Z'
+	return string(b[:])
+}
 
 // nullTime maps the zero time to NULL.
 func nullTime(t time.Time) any {

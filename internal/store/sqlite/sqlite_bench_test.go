@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -49,4 +50,12 @@ func BenchmarkInbox(b *testing.B) {
 
 func BenchmarkLoginLookupFresh(b *testing.B) {
 	storetest.BenchLoginLookupFresh(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil))
+}
+
+func BenchmarkUsersPending(b *testing.B) {
+	for _, n := range []int{1, 16} {
+		b.Run(fmt.Sprintf("batch %d", n), func(b *testing.B) {
+			storetest.BenchUsersPending(b, openTest(b, filepath.Join(b.TempDir(), "taisen.db"), nil), n)
+		})
+	}
 }

@@ -51,3 +51,20 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFormatTime checks formatTime against time.Format with timeLayout,
+// for any instant and zone.
+func FuzzFormatTime(f *testing.F) {
+	f.Add(int64(0), int64(0), 0)
+	f.Add(int64(1796041696), int64(789e6), 3600)
+	f.Add(int64(-62135596800), int64(0), 0)         // year 1
+	f.Add(int64(253402300799), int64(999999999), 0) // 9999-12-31T23:59:59.999
+	f.Add(int64(253402300800), int64(0), -7200)     // year 10000
+	f.Add(int64(-62135596801), int64(0), 0)         // year 0
+	f.Fuzz(func(t *testing.T, sec, nsec int64, offset int) {
+		tm := time.Unix(sec, nsec).In(time.FixedZone("z", offset%86400))
+		if got, want := formatTime(tm), tm.UTC().Format(timeLayout); got != want {
+			t.Fatalf("formatTime(%v) = %q; want %q", tm, got, want)
+		}
+	})
+}

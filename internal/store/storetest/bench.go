@@ -239,3 +239,35 @@ func BenchLoginLookupFresh(b *testing.B, s store.Store) {
 		}
 	}
 }
+
+// BenchUsersPending measures UsersPending for batches of users who have
+// nothing pending (the common login) among users who have items and
+// topics; b.N counts users checked.
+func BenchUsersPending(b *testing.B, s store.Store, batch int) {
+	ctx := b.Context()
+	if _, err := s.PutTopic(ctx, store.Topic{Name: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	var busy []string
+	for u := range 1000 {
+		busy = append(busy, fmt.Sprintf("busy-%04d", u))
+		if _, err := s.PutInbox(ctx, []store.InboxItem{{UserID: busy[u], ID: "1", Subject: "bench"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.Subscribe(ctx, "bench", busy); err != nil {
+		b.Fatal(err)
+	}
+	users := make([]string, batch)
+	for i := range users {
+		users[i] = fmt.Sprintf("idle-%04d", i)
+	}
+	now := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		pending, err := s.UsersPending(ctx, users, now)
+		if err != nil || len(pending) != batch || pending[0] != (store.Pending{}) {
+			b.Fatalf("UsersPending = %v, %v", pending, err)
+		}
+	}
+}

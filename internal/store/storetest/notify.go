@@ -229,6 +229,104 @@ func testInboxExpiry(t *testing.T, s store.Store) {
 	checkInt(t, "AckInbox(two expired, one pending)", n, 1)
 }
 
+// testUsersPending follows one user's pending items and topics through the
+// changes that make UsersPending's answers true and false, asking for that
+// user twice among others and checking every answer against what Inbox
+// and UserTopics list, inside a transaction too.
+func testUsersPending(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.PutTopic(ctx, store.Topic{Name: "news"}); err != nil {
+		t.Fatal(err)
+	}
+	expiring := item("alice", "expiring")
+	expiring.ExpiresAt = t0.Add(time.Hour)
+	steps := []struct {
+		name   string
+		do     func() error
+		now    time.Time
+		inbox  bool
+		topics bool
+	}{
+		{"nothing", func() error { return nil }, t0, false, false},
+		{"an item of another user", func() error {
+			_, err := s.PutInbox(ctx, []store.InboxItem{item("bob", "b1")})
+			return err
+		}, t0, false, false},
+		{"another user subscribed", func() error {
+			_, err := s.Subscribe(ctx, "news", []string{"bob"})
+			return err
+		}, t0, false, false},
+		{"an item that expires", func() error {
+			_, err := s.PutInbox(ctx, []store.InboxItem{expiring})
+			return err
+		}, t0, true, false},
+		{"after it expired", func() error { return nil }, t0.Add(time.Hour), false, false},
+		{"subscribed", func() error {
+			_, err := s.Subscribe(ctx, "news", []string{"alice"})
+			return err
+		}, t0, true, true},
+		{"item acknowledged", func() error {
+			_, err := s.AckInbox(ctx, "alice", []string{"expiring"}, t0)
+			return err
+		}, t0, false, true},
+		{"another item", func() error {
+			_, err := s.PutInbox(ctx, []store.InboxItem{item("alice", "a2")})
+			return err
+		}, t0, true, true},
+		{"unsubscribed", func() error {
+			_, err := s.Unsubscribe(ctx, "news", []string{"alice"})
+			return err
+		}, t0, true, false},
+		{"item deleted", func() error {
+			_, err := s.DeleteInbox(ctx, "alice", []string{"a2"}, t0)
+			return err
+		}, t0, false, false},
+	}
+	users := []string{"bob", "alice", "nobody", "alice"}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		pending, err := s.UsersPending(ctx, users, st.now)
+		checkErr(t, "UsersPending after "+st.name, err, nil)
+		if len(pending) != len(users) {
+			t.Fatalf("UsersPending after %s: %d answers for %d users", st.name, len(pending), len(users))
+		}
+		want := store.Pending{Inbox: st.inbox, Topics: st.topics}
+		if pending[1] != want || pending[3] != want {
+			t.Errorf("UsersPending after %s: alice = %+v and %+v; want %+v", st.name, pending[1], pending[3], want)
+		}
+		// Every answer agrees with the listings.
+		for i, u := range users {
+			items := listInbox(t, s, u, st.now, 1)
+			names, err := s.UserTopics(ctx, u)
+			checkErr(t, "UserTopics", err, nil)
+			if pending[i] != (store.Pending{Inbox: len(items) > 0, Topics: len(names) > 0}) {
+				t.Errorf("after %s: UsersPending says %+v for %s but Inbox lists %d items and UserTopics %d topics",
+					st.name, pending[i], u, len(items), len(names))
+			}
+		}
+	}
+	if pending, err := s.UsersPending(ctx, nil, t0); err != nil || len(pending) != 0 {
+		t.Errorf("UsersPending(no users) = %v, %v; want none, nil", pending, err)
+	}
+	// Inside a transaction, UsersPending sees the transaction's writes.
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.PutInbox(ctx, []store.InboxItem{item("carol", "c1")}); err != nil {
+			return err
+		}
+		if _, err := tx.Subscribe(ctx, "news", []string{"carol"}); err != nil {
+			return err
+		}
+		pending, err := tx.UsersPending(ctx, []string{"carol"}, t0)
+		if err != nil || len(pending) != 1 || pending[0] != (store.Pending{Inbox: true, Topics: true}) {
+			return fmt.Errorf("UsersPending in the transaction = %v, %v; want [{true true}], nil", pending, err)
+		}
+		return nil
+	})
+	checkErr(t, "InTx", err, nil)
+}
+
 func testInboxAckDelete(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	var items []store.InboxItem
@@ -1025,6 +1123,10 @@ func testNotifyContextDone(t *testing.T, s store.Store) {
 			_, err := s.Unsubscribe(ctx, "news", []string{"alice"})
 			return err
 		}},
+		{"UsersPending", func(ctx context.Context) error {
+			_, err := s.UsersPending(ctx, []string{"alice"}, t0)
+			return err
+		}},
 		{"UserTopics", func(ctx context.Context) error {
 			_, err := s.UserTopics(ctx, "alice")
 			return err
@@ -1079,6 +1181,7 @@ var notifyTests = []struct {
 	{"InboxRoundTrip", testInboxRoundTrip},
 	{"InboxOrderAndPages", testInboxOrderAndPages},
 	{"InboxExpiry", testInboxExpiry},
+	{"UsersPending", testUsersPending},
 	{"InboxAckDelete", testInboxAckDelete},
 	{"InboxDedup", testInboxDedup},
 	{"InboxPrune", testInboxPrune},
