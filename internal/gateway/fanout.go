@@ -80,12 +80,15 @@ const (
 )
 
 // writeQueued starts writing the sockets whose flush PushLocal owns. A
-// small fan-out is written on the calling goroutine; a large one by up to
-// one writer goroutine per core, each taking a share of the sockets, so
-// the caller can queue the next item meanwhile: frames queued on a socket
-// its writer has not reached yet go out in the same writev. Every write
-// is non-blocking (startFlush): what a socket cannot take now goes to that
-// socket's own flusher, so a slow client delays no one.
+// small fan-out is written on the calling goroutine; a large one by
+// writer goroutines (up to one per two cores: the writes are mostly
+// syscalls, and the epoll loops and everything else need the other
+// cores; on two cores one writer carried a fifth more than two), each
+// taking a share of the sockets, so the caller can queue the next item
+// meanwhile: frames queued on a socket its writer has not reached yet go
+// out in the same writev. Every write is non-blocking (startFlush): what
+// a socket cannot take now goes to that socket's own flusher, so a slow
+// client delays no one.
 func (g *Gateway) writeQueued(conns []*conn) {
 	if len(conns) <= fanInline {
 		for _, c := range conns {
@@ -93,7 +96,7 @@ func (g *Gateway) writeQueued(conns []*conn) {
 		}
 		return
 	}
-	writers := min(runtime.GOMAXPROCS(0), (len(conns)+fanPerWriter-1)/fanPerWriter)
+	writers := min(max(runtime.GOMAXPROCS(0)/2, 1), (len(conns)+fanPerWriter-1)/fanPerWriter)
 	share := (len(conns) + writers - 1) / writers
 	for len(conns) > 0 {
 		part := conns[:min(share, len(conns))]
