@@ -283,13 +283,23 @@ func (c *wsConn) readFrame() (*realtimev1.ServerFrame, error) {
 		if err != nil {
 			return nil, err
 		}
-		var buf bytes.Buffer
-		buf.Grow(int(min(hdr.Length, 64<<10)))
-		if _, err := buf.ReadFrom(c.rd); err != nil {
-			return nil, err
+		var payload []byte
+		if hdr.Fin && hdr.Length <= 64<<10 {
+			// The usual message, one frame: one allocation of its exact
+			// size (a fragmented one continues past hdr.Length).
+			payload = make([]byte, hdr.Length)
+			if _, err := io.ReadFull(c.rd, payload); err != nil {
+				return nil, err
+			}
+		} else {
+			var buf bytes.Buffer
+			buf.Grow(64 << 10)
+			if _, err := buf.ReadFrom(c.rd); err != nil {
+				return nil, err
+			}
+			payload = buf.Bytes()
 		}
 		c.lastRecv.Store(time.Now().UnixNano())
-		payload := buf.Bytes()
 		switch hdr.OpCode {
 		case ws.OpPing:
 			_ = c.writeRaw(ws.OpPong, payload)

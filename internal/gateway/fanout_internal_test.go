@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -64,7 +67,8 @@ func BenchmarkBinaryPushFrame(b *testing.B) {
 
 // BenchmarkPushLocal measures the node-local fan-out of one durable push
 // to n sessions (the topic path): per op, one push to every session,
-// written to sockets that accept everything. Reported per delivery.
+// written to sockets that accept everything, counted until every frame
+// is written. Reported per delivery.
 func BenchmarkPushLocal(b *testing.B) {
 	for _, n := range []int{1, 100, 15000} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
@@ -90,8 +94,39 @@ func BenchmarkPushLocal(b *testing.B) {
 				if got := g.PushLocal(ids, Message{Kind: "notify", Payload: payload, PayloadType: "taisen.api.v1.Notification"}); got != n {
 					b.Fatalf("delivered %d of %d", got, n)
 				}
+				g.wg.Wait() // every frame written, by whichever goroutine
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
 		})
+	}
+}
+
+// TestPushLocalLargeFanOut: a fan-out large enough to be written by
+// writer goroutines, sent several times back to back, reaches every
+// socket whole and in seq order (frames of later items may join a write
+// still pending for an earlier one).
+func TestPushLocalLargeFanOut(t *testing.T) {
+	const sessions, items = fanInline*3 + 5, 8
+	g := startGateway(t, "node-1", connectBus(t, startNATS(t), "node-1"))
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	clients := make([]*wsClient, sessions)
+	ids := make([]string, sessions)
+	for i := range clients {
+		clients[i] = dialGateway(t, srv, fmt.Sprintf("token=user-%d", i))
+		ids[i] = clients[i].welcome(5 * time.Second).GetSessionId()
+	}
+	for k := range items {
+		if got := g.PushLocal(ids, Message{Kind: "notify", Payload: []byte{byte(k)}}); got != sessions {
+			t.Fatalf("item %d: pushed to %d of %d sessions", k, got, sessions)
+		}
+	}
+	for i, c := range clients {
+		for k := range items {
+			p := c.push()
+			if p.GetSeq() != uint64(k+1) || !bytes.Equal(p.GetPayload(), []byte{byte(k)}) {
+				t.Fatalf("session %d: push %d is seq %d payload %v, want seq %d payload [%d]", i, k, p.GetSeq(), p.GetPayload(), k+1, k)
+			}
+		}
 	}
 }

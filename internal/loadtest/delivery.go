@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/taisen-dev/taisen/client"
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
@@ -197,12 +197,12 @@ func (d *delivery) receive(r *runner, i int, sock *client.Socket) *receiver {
 // handle accounts for one notification received by rc.
 func (d *delivery) handle(r *runner, rc *receiver, payload []byte) {
 	now := d.since()
-	n := &apiv1.Notification{}
-	if err := proto.Unmarshal(payload, n); err != nil {
+	id, err := notificationID(payload)
+	if err != nil {
 		r.fail("deliver", "undecodable", err, 1)
 		return
 	}
-	c, k, pubNs, ok := d.parse(n.GetId())
+	c, k, pubNs, ok := d.parse(id)
 	if !ok {
 		return // not this run's
 	}
@@ -215,7 +215,7 @@ func (d *delivery) handle(r *runner, rc *receiver, payload []byte) {
 	}
 	slot, ok := d.slot(rc, c, k)
 	if !ok {
-		r.fail("deliver", "unexpected", fmt.Errorf("session %d (group %d) received %s", rc.idx, rc.group, n.GetId()), 1)
+		r.fail("deliver", "unexpected", fmt.Errorf("session %d (group %d) received %s", rc.idx, rc.group, id), 1)
 		return
 	}
 	if rc.seen.testAndSet(slot) {
@@ -235,7 +235,7 @@ func (d *delivery) handle(r *runner, rc *receiver, payload []byte) {
 		}
 	}
 	if c == classStored {
-		rc.stored = append(rc.stored, n.GetId())
+		rc.stored = append(rc.stored, id)
 	}
 	if d.cfg.Scenario == ScenarioInbox && rc.unique == int64(d.perSession) {
 		rc.doneNs = now
@@ -250,6 +250,38 @@ func (d *delivery) handle(r *runner, rc *receiver, payload []byte) {
 		}
 	}
 }
+
+// notificationID returns the id of an encoded taisen.api.v1.Notification
+// without decoding the rest: the swarm reads every delivery of a run, on
+// the same cores as the node it measures.
+func notificationID(b []byte) (string, error) {
+	id := ""
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", fmt.Errorf("notification: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if num == notificationIDField && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", fmt.Errorf("notification id: %w", protowire.ParseError(n))
+			}
+			id = string(v) // the last one wins, as in proto.Unmarshal
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", fmt.Errorf("notification field %d: %w", num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return id, nil
+}
+
+// notificationIDField is the field number of taisen.api.v1.Notification.id.
+const notificationIDField = 1
 
 // slot is where item k of class c is recorded among rc's items; false
 // when rc should not have received it.

@@ -109,3 +109,23 @@ func TestBitset(t *testing.T) {
 	assert.False(t, b.testAndSet(999))
 	assert.Len(t, b, 16)
 }
+
+// TestNotificationID: the id read without decoding is the one
+// proto.Unmarshal finds, whatever the other fields; broken input is an
+// error.
+func TestNotificationID(t *testing.T) {
+	full := &apiv1.Notification{Id: "lt-1-f3.123", Subject: "s", Content: []byte{1, 2, 3}, ContentType: "x", Sender: "me",
+		CreatedAtMs: 1795314394113, ExpiresAtMs: -1, Topic: "t", Mode: apiv1.NotifyMode_NOTIFY_MODE_STORED, Retained: true}
+	for _, n := range []*apiv1.Notification{full, {Id: "only"}, {Subject: "no id"}, {}} {
+		b, err := proto.Marshal(n)
+		require.NoError(t, err)
+		id, err := notificationID(b)
+		require.NoError(t, err)
+		assert.Equal(t, n.GetId(), id)
+	}
+	b, _ := proto.Marshal(full)
+	for _, cut := range []int{1, 3, len(b) - 1} {
+		_, err := notificationID(b[:cut])
+		assert.Error(t, err, "cut at %d", cut)
+	}
+}
