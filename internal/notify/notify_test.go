@@ -343,7 +343,10 @@ func TestTopicsAcrossNodes(t *testing.T) {
 	}
 	for i := 1; i <= 3; i++ {
 		publish(fmt.Sprintf("patch-%d", i), true)
-		if note := onA.note(); note.Id != fmt.Sprintf("patch-%d", i) || note.Topic != "news" || note.Retained {
+		// Live, or (at least once) its retained copy first when the
+		// player's login job read the topic's items just after the
+		// publish kept it: clients de-duplicate by id either way.
+		if note := onA.note(); note.Id != fmt.Sprintf("patch-%d", i) || note.Topic != "news" {
 			t.Fatalf("live item %d: %v", i, note)
 		}
 	}
