@@ -246,6 +246,15 @@ func (g *Gateway) establish(ctx context.Context, ident Identity, resumeID string
 				if err := g.activate(s); err != nil {
 					return nil, err
 				}
+				s.mu.Lock()
+				moved := s.status != nil
+				s.mu.Unlock()
+				if moved {
+					// The claim wrote the record before the old node handed
+					// the presence status over: write it now, not at the
+					// next refresh. A failure leaves it to that refresh.
+					_ = g.refresh(ctx, s)
+				}
 				g.metrics.resumed.Inc()
 				return s, nil
 			}

@@ -521,3 +521,38 @@ func TestLoginWave(t *testing.T) {
 		p.none()
 	}
 }
+
+// TestStatusMovesWithResume: a player playing on node A who resumes on
+// node B is still playing there, at once.
+func TestStatusMovesWithResume(t *testing.T) {
+	url := taisentest.StartNATS(t)
+	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a})
+	p := join(t, a, "device-status-move")
+	st := &apiv1.SetStatusResponse{}
+	if err := p.call("presence.status.set", &apiv1.SetStatusRequest{Playing: true, Activity: "raid"}, st); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(b.ClientURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := p.s.Session()
+	resumeID, last := p.s.SessionID(), p.s.LastSeq()
+	_ = p.s.Close()
+	s, err := c.Dial(ctxT(t), client.DialOptions{Session: sess, ResumeSessionID: resumeID, LastSeq: last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Welcome().GetResumed() || s.Welcome().GetNodeId() != b.NodeID {
+		t.Fatalf("welcome %v, want resumed on B", s.Welcome())
+	}
+	pres, err := admin(a).GetPresence(ctxT(t), connect.NewRequest(&adminv1.GetPresenceRequest{UserIds: []string{p.user}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pres.Msg.Presences[0]; got.State != apiv1.PresenceState_PRESENCE_STATE_PLAYING || got.Activity != "raid" {
+		t.Fatalf("presence after the resume on B: %v, want playing raid", got)
+	}
+}
