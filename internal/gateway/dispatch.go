@@ -95,16 +95,8 @@ type sendBucket struct {
 // an unknown handler it is dropped and counts as a violation. c.mu is
 // held and released here.
 func (c *conn) onSend(state connState, m *realtimev1.Send) bool {
-	if state != stateOpen {
-		c.mu.Unlock()
-		c.replyError(0, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "authenticate first: send hello and wait for welcome"))
-		return c.violation()
-	}
-	ok := c.takeSend()
-	sess := c.sess
-	c.mu.Unlock()
+	sess, ok := c.admitFireAndForget(state)
 	if !ok {
-		c.g.metrics.sends.WithLabelValues("over_budget").Inc()
 		return c.violation()
 	}
 	fn, found := c.g.deps.RPC.LookupMessage(m.Name)
@@ -116,6 +108,24 @@ func (c *conn) onSend(state connState, m *realtimev1.Send) bool {
 	c.g.metrics.sends.WithLabelValues("handled").Inc()
 	fn(c.g.baseCtx, Call{UserID: sess.userID, Username: sess.username, SessionID: sess.id, Payload: m.Payload, JSON: c.format == wire.JSON})
 	return true
+}
+
+// admitFireAndForget checks a Send or Ack against the state and the
+// fire-and-forget budget. c.mu is held and released here. When it refuses
+// (an unauthenticated socket is told so), the caller counts a violation.
+func (c *conn) admitFireAndForget(state connState) (*Session, bool) {
+	if state != stateOpen {
+		c.mu.Unlock()
+		c.replyError(0, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "authenticate first: send hello and wait for welcome"))
+		return nil, false
+	}
+	ok := c.takeSend()
+	sess := c.sess
+	c.mu.Unlock()
+	if !ok {
+		c.g.metrics.sends.WithLabelValues("over_budget").Inc()
+	}
+	return sess, ok
 }
 
 // takeSend refills and takes from the fire-and-forget budget; c.mu is
@@ -144,16 +154,8 @@ const (
 // onAck hands acknowledged push ids to the ack handler. c.mu is held and
 // released here. Acks share the fire-and-forget budget.
 func (c *conn) onAck(state connState, a *realtimev1.Ack) bool {
-	if state != stateOpen {
-		c.mu.Unlock()
-		c.replyError(0, apierr.New(realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED, "authenticate first: send hello and wait for welcome"))
-		return c.violation()
-	}
-	ok := c.takeSend()
-	sess := c.sess
-	c.mu.Unlock()
+	sess, ok := c.admitFireAndForget(state)
 	if !ok {
-		c.g.metrics.sends.WithLabelValues("over_budget").Inc()
 		return c.violation()
 	}
 	bad := len(a.Ids) == 0 || len(a.Ids) > maxAckIDs

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
-	"github.com/taisen-dev/taisen/internal/wire"
 )
 
 // PushLocal delivers m as a durable push to sessions of this node (a topic
@@ -44,22 +43,7 @@ func (g *Gateway) PushLocal(sessionIDs []string, m Message) int {
 			s.mu.Unlock()
 			continue
 		}
-		s.seq++
-		p.Seq = s.seq
-		s.keep(p, g.cfg)
-		c := s.conn
-		start := false
-		if c != nil {
-			var frame []byte
-			if c.format == wire.Binary {
-				frame = binaryPushFrame(p.Seq, body)
-			} else if frame, err = c.encodePush(p); err != nil {
-				g.log.Error("encode fan-out push", "err", err)
-			}
-			if frame != nil {
-				start = c.queue(frame)
-			}
-		}
+		c, start := g.sequenceLocked(s, p, body)
 		s.mu.Unlock()
 		if start {
 			toWrite = append(toWrite, c)

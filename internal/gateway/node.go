@@ -7,11 +7,13 @@ import (
 	"hash/maphash"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	clusterv1 "github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/bus"
+	"github.com/taisen-dev/taisen/internal/wire"
 )
 
 // NodeSubject is the bus subject on which a node answers requests about
@@ -252,18 +254,7 @@ func (g *Gateway) handleTakeOver(t *clusterv1.TakeOver) *clusterv1.TakeOverReply
 	if st := s.status; st != nil {
 		reply.Playing, reply.Activity, reply.StatusSinceMs = st.playing, st.activity, st.sinceMs
 	}
-	s.state = sessEnded
-	c := s.conn
-	s.conn = nil
-	s.mu.Unlock()
-	g.sessMu.Lock()
-	if g.sessions[s.id] == s {
-		delete(g.sessions, s.id)
-	}
-	g.sessMu.Unlock()
-	g.emit(SessionEvent{Kind: SessionEnded, UserID: s.userID, SessionID: s.id, Cause: EndMoved})
-	g.changed()
-	if c != nil {
+	if c, _ := g.endLocked(s, EndMoved); c != nil {
 		c.closeMoved()
 	}
 	return reply
@@ -358,24 +349,37 @@ func (g *Gateway) push(s *Session, p *realtimev1.Push, done func(seq uint64, ok 
 		s.mu.Unlock()
 		return 0, false, true
 	}
-	s.seq++
-	p.Seq = s.seq
-	s.keep(p, g.cfg)
-	c := s.conn
-	start := false
-	if c != nil {
-		if frame, err := c.encodePush(p); err == nil {
-			start = c.queue(frame)
-		} else {
-			g.log.Error("encode push", "kind", p.Kind, "err", err)
-		}
-	}
+	c, start := g.sequenceLocked(s, p, nil)
 	s.mu.Unlock()
 	g.metrics.pushes.Inc()
 	if c != nil {
 		c.flushIfStarted(start)
 	}
 	return p.Seq, true, false
+}
+
+// sequenceLocked gives p the session's next seq, keeps it for resume and
+// queues its frame on the attached socket, if any; s.mu is held, so pushes
+// are queued in seq order, and the caller writes after releasing it
+// (flushIfStarted). body, when set, is p marshalled without seq: a binary
+// socket's frame is then spliced from it instead of marshalled again.
+func (g *Gateway) sequenceLocked(s *Session, p *realtimev1.Push, body []byte) (*conn, bool) {
+	s.seq++
+	p.Seq = s.seq
+	s.keep(p, g.cfg)
+	c := s.conn
+	if c == nil {
+		return nil, false
+	}
+	var frame []byte
+	var err error
+	if body != nil && c.format == wire.Binary {
+		frame = binaryPushFrame(p.Seq, body)
+	} else if frame, err = c.encodePush(p); err != nil {
+		g.log.Error("encode push", "kind", p.Kind, "err", err)
+		return c, false
+	}
+	return c, c.queue(frame)
 }
 
 // ErrOffline means the user has no live or resumable session.
@@ -487,21 +491,12 @@ func (g *Gateway) SendMany(ctx context.Context, userIDs []string, m Message) ([]
 
 // parallel runs fn(0..n-1) with at most limit at once.
 func parallel(n, limit int, fn func(i int)) {
-	if n == 1 {
-		fn(0)
-		return
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for i := range n {
+		g.Go(func() error { fn(i); return nil })
 	}
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
+	_ = g.Wait()
 }
 
 // Recipient is where a user's session lives, as read from its record.

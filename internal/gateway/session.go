@@ -181,6 +181,20 @@ func (g *Gateway) register(s *Session) {
 	g.sessMu.Unlock()
 }
 
+// unregister removes s from the session table (if it is still there
+// under its id).
+func (g *Gateway) unregister(s *Session) {
+	g.sessMu.Lock()
+	g.unregisterLocked(s)
+	g.sessMu.Unlock()
+}
+
+func (g *Gateway) unregisterLocked(s *Session) {
+	if g.sessions[s.id] == s {
+		delete(g.sessions, s.id)
+	}
+}
+
 // session returns the session with that id on this node.
 func (g *Gateway) session(id string) *Session {
 	g.sessMu.Lock()
@@ -195,6 +209,12 @@ func (g *Gateway) session(id string) *Session {
 // reason that fits. It reports false when s had already ended.
 func (g *Gateway) end(s *Session, cause EndCause) (*conn, bool) {
 	s.mu.Lock()
+	return g.endLocked(s, cause)
+}
+
+// endLocked is end for a caller that holds s.mu (and has looked at the
+// session in the same critical section); it releases s.mu.
+func (g *Gateway) endLocked(s *Session, cause EndCause) (*conn, bool) {
 	if s.state == sessEnded {
 		s.mu.Unlock()
 		return nil, false
@@ -206,11 +226,7 @@ func (g *Gateway) end(s *Session, cause EndCause) (*conn, bool) {
 	pending := s.pending
 	s.pending = nil
 	s.mu.Unlock()
-	g.sessMu.Lock()
-	if g.sessions[s.id] == s {
-		delete(g.sessions, s.id)
-	}
-	g.sessMu.Unlock()
+	g.unregister(s)
 	for _, pp := range pending {
 		pp.done(0, false)
 	}
@@ -261,9 +277,7 @@ func (g *Gateway) establish(ctx context.Context, ident Identity, resumeID string
 			g.metrics.resumeFailed.Inc()
 			// Start fresh, keeping the pushes that reached s meanwhile.
 			g.sessMu.Lock()
-			if g.sessions[s.id] == s {
-				delete(g.sessions, s.id)
-			}
+			g.unregisterLocked(s)
 			s.mu.Lock()
 			s.id = newSessionID()
 			s.sinceMs = g.clock.Now().UnixMilli()

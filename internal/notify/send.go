@@ -6,10 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
@@ -203,21 +203,12 @@ func (s *Service) deliverMany(ctx context.Context, users []string, payload []byt
 
 // each runs fn for every user with bounded concurrency.
 func (s *Service) each(users []string, fn func(i int, user string)) {
-	if len(users) == 1 {
-		fn(0, users[0])
-		return
-	}
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(64)
 	for i, u := range users {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fn(i, u)
-		}()
+		g.Go(func() error { fn(i, u); return nil })
 	}
-	wg.Wait()
+	_ = g.Wait()
 }
 
 func expiry(n *apiv1.Notification) time.Time {
