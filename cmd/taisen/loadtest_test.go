@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,29 +17,9 @@ import (
 func startServe(t *testing.T, serverKey string) (clientAddr, adminAddr string) {
 	t.Helper()
 	clientAddr, adminAddr = freeAddr(t), freeAddr(t)
-	var logs bytes.Buffer
-	srv := exec.Command(binary, "serve", "--data", filepath.Join(t.TempDir(), "data"),
+	serve(t, []string{"TAISEN_SERVER_KEY=" + serverKey}, "--data", filepath.Join(t.TempDir(), "data"),
 		"--client-addr", clientAddr, "--admin-addr", adminAddr, "--log-level", "warn")
-	srv.Env = append(os.Environ(), "TAISEN_SERVER_KEY="+serverKey)
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _, _ = srv.Process.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return clientAddr, adminAddr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not ready:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return clientAddr, adminAddr
 }
 
 // TestLoadtestServerCPU runs a login storm by each path against a node in

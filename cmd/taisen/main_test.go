@@ -99,14 +99,25 @@ func TestHelpIsTrue(t *testing.T) {
 	}
 }
 
-// TestServeLoadtestDrain runs the two commands of the README against each
-// other: a node with zero setup, a small swarm, then SIGTERM → exit 0.
-func TestServeLoadtestDrain(t *testing.T) {
-	dir := t.TempDir()
-	client, admin := freeAddr(t), freeAddr(t)
-	var logs bytes.Buffer
-	srv := exec.Command(binary, "serve", "--data", filepath.Join(dir, "data"), "--client-addr", client, "--admin-addr", admin)
-	srv.Stdout, srv.Stderr = &logs, &logs
+// serve starts `taisen serve` with args (which name --admin-addr) and the
+// extra environment, kills it when the test ends, and returns once its
+// /readyz answers; logs collects the node's output (read it after the
+// process ended, or for a failure message).
+func serve(t *testing.T, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	admin := ""
+	for i, a := range args {
+		if a == "--admin-addr" && i+1 < len(args) {
+			admin = args[i+1]
+		}
+	}
+	if admin == "" {
+		t.Fatal("serve: args need --admin-addr")
+	}
+	logs := &bytes.Buffer{}
+	srv := exec.Command(binary, append([]string{"serve"}, args...)...)
+	srv.Env = append(os.Environ(), env...)
+	srv.Stdout, srv.Stderr = logs, logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,15 +127,23 @@ func TestServeLoadtestDrain(t *testing.T) {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
+			if resp.StatusCode == http.StatusOK {
+				return srv, logs
 			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("node not ready:\n%s", logs.String())
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestServeLoadtestDrain runs the two commands of the README against each
+// other: a node with zero setup, a small swarm, then SIGTERM → exit 0.
+func TestServeLoadtestDrain(t *testing.T) {
+	dir := t.TempDir()
+	client, admin := freeAddr(t), freeAddr(t)
+	srv, logs := serve(t, nil, "--data", filepath.Join(dir, "data"), "--client-addr", client, "--admin-addr", admin)
 	for _, f := range []string{"server.key", "token.secret"} {
 		fi, err := os.Stat(filepath.Join(dir, "data", f))
 		if err != nil || fi.Mode().Perm() != 0o600 {

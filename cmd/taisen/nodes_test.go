@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,27 +15,8 @@ func serveNode(t *testing.T, args ...string) (client, admin, dataDir string) {
 	t.Helper()
 	dataDir = filepath.Join(t.TempDir(), "data")
 	client, admin = freeAddr(t), freeAddr(t)
-	var logs bytes.Buffer
-	srv := exec.Command(binary, append([]string{"serve", "--data", dataDir, "--client-addr", client, "--admin-addr", admin}, args...)...)
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _, _ = srv.Process.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return client, admin, dataDir
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not ready:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	serve(t, nil, append([]string{"--data", dataDir, "--client-addr", client, "--admin-addr", admin}, args...)...)
+	return client, admin, dataDir
 }
 
 // runTaisen runs the binary and returns its stdout, stderr and exit code.

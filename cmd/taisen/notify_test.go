@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,39 +17,13 @@ import (
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
 )
 
-// startIn starts `taisen serve` on dataDir and waits until it is ready.
-func startIn(t *testing.T, dataDir, clientAddr, adminAddr string) *exec.Cmd {
-	t.Helper()
-	var logs bytes.Buffer
-	srv := exec.Command(binary, "serve", "--data", dataDir, "--client-addr", clientAddr, "--admin-addr", adminAddr, "--log-level", "warn")
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _, _ = srv.Process.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return srv
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not ready:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestStoredNotificationSurvivesKill: once Send answers STORED, a kill -9
 // of the node loses nothing; the player gets the item at the next login
 // on the restarted node.
 func TestStoredNotificationSurvivesKill(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	clientAddr, adminAddr := freeAddr(t), freeAddr(t)
-	srv := startIn(t, dataDir, clientAddr, adminAddr)
+	srv, _ := serve(t, nil, "--data", dataDir, "--client-addr", clientAddr, "--admin-addr", adminAddr, "--log-level", "warn")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -81,7 +53,7 @@ func TestStoredNotificationSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = srv.Process.Wait()
-	startIn(t, dataDir, clientAddr, adminAddr)
+	serve(t, nil, "--data", dataDir, "--client-addr", clientAddr, "--admin-addr", adminAddr, "--log-level", "warn")
 
 	s, err := c.Login(ctx, client.DeviceCredential("device-kill-0001", false), client.DialOptions{})
 	if err != nil {
