@@ -77,6 +77,9 @@ type conn struct {
 	// transaction. Parsing and planning an SQLite statement costs several
 	// times what running one of these on its index does.
 	usersPending, inbox, userTopics *sql.Stmt
+	// pending holds the users that may have something pending; shared by
+	// the Store and its transactions.
+	pending *pendingFilter
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -112,6 +115,11 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		return nil, errors.Join(err, write.Close())
 	}
 
+	pending, err := loadPendingFilter(ctx, write)
+	if err != nil {
+		return nil, errors.Join(err, write.Close())
+	}
+
 	// Open the readers only now: the file exists and is in WAL mode.
 	readers := max(4, runtime.GOMAXPROCS(0))
 	read, err := sql.Open("sqlite", dsn(abs, true))
@@ -132,7 +140,8 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	s := &Store{writeDB: write, readDB: read}
 	s.conn = conn{
 		read: read, write: write, credentialAccount: stmts[0], usersPending: stmts[1], inbox: stmts[2], userTopics: stmts[3],
-		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
+		pending: pending,
+		begin:   func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
 	s.lookups = startLookupWorkers(readers, s.credentialAccountOn)
 	return s, nil
@@ -203,7 +212,7 @@ func (c *conn) inTx(ctx context.Context, fn func(c *conn) error) error {
 		return fmt.Errorf("sqlite: begin: %w", mapErr(err))
 	}
 	defer tx.Rollback() //nolint:errcheck // No-op after Commit.
-	if err := fn(&conn{read: tx, write: tx}); err != nil {
+	if err := fn(&conn{read: tx, write: tx, pending: c.pending}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
