@@ -45,6 +45,9 @@ type Store struct {
 	writeDB *sql.DB
 	// readDB holds query-only connections.
 	readDB *sql.DB
+	// lookupDB holds the query-only connections of the login lookup
+	// workers, one each.
+	lookupDB *sql.DB
 }
 
 var (
@@ -66,10 +69,8 @@ type conn struct {
 	read, write querier
 	// begin starts a write transaction; nil inside one.
 	begin func(ctx context.Context) (*sql.Tx, error)
-	// credentialAccount is the login lookup prepared on the read pool;
-	// nil inside a transaction.
-	credentialAccount *sql.Stmt
-	// lookups runs credentialAccount; nil inside a transaction.
+	// lookups runs the login lookup on connections of their own; nil
+	// inside a transaction.
 	lookups *lookupWorkers
 	// usersPending, inbox and userTopics are usersPendingQuery, inboxQuery
 	// and userTopicsQuery prepared on the read pool (every login runs the
@@ -131,20 +132,50 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if err := read.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", abs, err), read.Close(), write.Close())
 	}
-	var stmts [4]*sql.Stmt
-	for i, q := range []string{credentialAccountQuery, usersPendingQuery, inboxQuery, userTopicsQuery} {
+	var stmts [3]*sql.Stmt
+	for i, q := range []string{usersPendingQuery, inboxQuery, userTopicsQuery} {
 		if stmts[i], err = read.PrepareContext(ctx, q); err != nil {
 			return nil, errors.Join(fmt.Errorf("sqlite: open: prepare %q: %w", q, err), read.Close(), write.Close())
 		}
 	}
 	s := &Store{writeDB: write, readDB: read}
 	s.conn = conn{
-		read: read, write: write, credentialAccount: stmts[0], usersPending: stmts[1], inbox: stmts[2], userTopics: stmts[3],
+		read: read, write: write, usersPending: stmts[0], inbox: stmts[1], userTopics: stmts[2],
 		pending: pending,
 		begin:   func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
-	s.lookups = startLookupWorkers(readers, s.credentialAccountOn)
+	if s.lookupDB, s.lookups, err = openLookups(ctx, abs, min(runtime.GOMAXPROCS(0), 8)); err != nil {
+		return nil, errors.Join(err, s.closeStmts(), read.Close(), write.Close())
+	}
 	return s, nil
+}
+
+// openLookups opens n connections for the login lookup and starts a
+// worker on each.
+func openLookups(ctx context.Context, abs string, n int) (*sql.DB, *lookupWorkers, error) {
+	db, err := sql.Open("sqlite", dsn(abs, true))
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	runners := make([]lookupRunner, 0, n)
+	for range n {
+		r, err := newConnLookup(ctx, db)
+		if err != nil {
+			for _, r := range runners {
+				err = errors.Join(err, r.close())
+			}
+			return nil, nil, errors.Join(err, db.Close())
+		}
+		runners = append(runners, r)
+	}
+	return db, startLookupWorkers(runners), nil
+}
+
+// closeStmts closes the statements prepared on the read pool.
+func (s *Store) closeStmts() error {
+	return errors.Join(s.usersPending.Close(), s.inbox.Close(), s.userTopics.Close())
 }
 
 // dsn returns the modernc.org/sqlite data source name for the file at the
@@ -418,14 +449,10 @@ func (c *conn) CredentialAccount(ctx context.Context, kind store.CredentialKind,
 	return c.credentialAccountOn(query, kind, subject)
 }
 
-// credentialAccountOn runs the login lookup on the caller's goroutine.
+// credentialAccountOn runs the login lookup on the caller's goroutine,
+// inside a transaction.
 func (c *conn) credentialAccountOn(ctx context.Context, kind store.CredentialKind, subject string) (store.Credential, store.Account, error) {
-	var row *sql.Row
-	if c.credentialAccount != nil {
-		row = c.credentialAccount.QueryRowContext(ctx, string(kind), subject)
-	} else {
-		row = c.read.QueryRowContext(ctx, credentialAccountQuery, string(kind), subject)
-	}
+	row := c.read.QueryRowContext(ctx, credentialAccountQuery, string(kind), subject)
 	cred := store.Credential{Kind: kind, Subject: subject}
 	var created string
 	a, err := scanAccount(row, &cred.Secret, &created)
@@ -695,8 +722,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements store.Store. It waits for queries in progress to end.
 // Calling Close again returns nil.
 func (s *Store) Close() error {
-	s.lookups.stop()
-	if err := errors.Join(s.credentialAccount.Close(), s.usersPending.Close(), s.inbox.Close(), s.userTopics.Close(), s.readDB.Close(), s.writeDB.Close()); err != nil {
+	if err := errors.Join(s.lookups.stop(), s.lookupDB.Close(), s.closeStmts(), s.readDB.Close(), s.writeDB.Close()); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
