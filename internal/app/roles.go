@@ -304,10 +304,15 @@ type listenersRole struct{ a *App }
 
 func (listenersRole) Name() string { return "listeners" }
 
-func (r listenersRole) Start(context.Context) error {
+func (r listenersRole) Start(ctx context.Context) error {
 	a, cfg := r.a, r.a.cfg
 	var err error
-	if a.clientLn, err = net.Listen("tcp", cfg.ClientAddr); err != nil {
+	// No TCP keep-alive probes on client sockets: the gateway's heartbeat
+	// and idle timeout find dead peers, and --http-timeout bounds HTTP
+	// connections; the probes' four socket options would cost every
+	// accepted connection four system calls.
+	lc := net.ListenConfig{KeepAlive: -1}
+	if a.clientLn, err = lc.Listen(ctx, "tcp", cfg.ClientAddr); err != nil {
 		return fmt.Errorf("client listener %s (is another taisen running? choose --client-addr): %w", cfg.ClientAddr, err)
 	}
 	if cfg.TLSCert != "" {
