@@ -22,11 +22,11 @@ const (
 
 // epollEngine watches sockets with a few epoll loops (Config.Workers, one
 // per core by default). Each loop owns an epoll instance and the sockets
-// assigned to it, waits for readiness in one-shot mode, reads what a ready
-// socket has without blocking, processes its frames on the spot (requests
-// that may block run on their own goroutines) and re-arms it. An idle
-// socket costs an epoll registration and nothing else: no goroutine, no
-// buffer.
+// assigned to it, waits for edge-triggered readiness, reads what a ready
+// socket has without blocking and processes its frames on the spot
+// (requests that may block run on their own goroutines). A socket is
+// registered once, when it arrives. An idle socket costs that
+// registration and nothing else: no goroutine, no buffer.
 type epollEngine struct {
 	g     *Gateway
 	loops []*epollLoop
@@ -111,7 +111,9 @@ func getID(ev *unix.EpollEvent) uint64 {
 // iovMax is Linux's IOV_MAX, the most buffers one writev accepts.
 const iovMax = 1024
 
-const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+// armEvents are edge-triggered: a socket is added once and never
+// re-armed (one system call less per read).
+const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 
 func (e *epollEngine) serve(c *conn, buffered []byte) error {
 	rc := c.rc // set by newConn
@@ -144,15 +146,21 @@ func (l *epollLoop) run() {
 	defer l.e.wg.Done()
 	events := make([]unix.EpollEvent, 128)
 	buf := make([]byte, 16<<10)
+	// again holds the sockets whose last read stopped at readBudget with
+	// bytes possibly left: edge-triggered epoll reports only new bytes,
+	// so the loop serves them again after the next wait, which then must
+	// not park.
+	var again, next []*conn
 	for {
 		var n int
 		var werr error
-		err := l.rc.Read(func(fd uintptr) bool {
+		if len(again) > 0 {
+			n, werr = unix.EpollWait(l.epfd, events, 0)
+		} else if err := l.rc.Read(func(fd uintptr) bool {
 			n, werr = unix.EpollWait(int(fd), events, 0)
 			// Nothing ready: park until the epoll fd becomes readable.
 			return n != 0 || (werr != nil && werr != unix.EINTR && werr != unix.EAGAIN)
-		})
-		if err != nil {
+		}); err != nil {
 			l.fail(fmt.Errorf("waiting on epoll: %w", err))
 			return
 		}
@@ -163,6 +171,7 @@ func (l *epollLoop) run() {
 			l.fail(fmt.Errorf("epoll_wait: %w", werr))
 			return
 		}
+		next = next[:0]
 		for i := 0; i < n; i++ {
 			id := getID(&events[i])
 			if id == wakeID {
@@ -170,10 +179,17 @@ func (l *epollLoop) run() {
 			}
 			// Sockets are looked up in the gateway's table: a socket closed
 			// meanwhile is gone from it and its stale event is skipped.
-			if c := l.e.g.conns.get(id); c != nil {
-				l.read(c, buf)
+			if c := l.e.g.conns.get(id); c != nil && l.read(c, buf) {
+				next = append(next, c)
 			}
 		}
+		for _, c := range again {
+			if l.e.g.conns.get(c.id) == c && l.read(c, buf) {
+				next = append(next, c)
+			}
+		}
+		clear(again)
+		again, next = next, again
 	}
 }
 
@@ -192,13 +208,16 @@ func (l *epollLoop) fail(err error) {
 
 func (e *epollEngine) loopOf(c *conn) *epollLoop { return e.loops[c.id%uint64(len(e.loops))] }
 
-// readBudget bounds the bytes one socket may have read per wake-up, so a
-// client that keeps sending cannot hold its loop: the rest is read after
-// the loop has served the other ready sockets (epoll reports it again).
+// readBudget bounds the bytes one socket may have read per turn of its
+// loop, so a client that keeps sending cannot hold the loop: the rest is
+// read after the loop has served the other ready sockets.
 const readBudget = 64 << 10
 
-// read drains what the socket has (up to readBudget), then re-arms it.
-func (l *epollLoop) read(c *conn, buf []byte) {
+// read drains what the socket has, up to readBudget, and reports whether
+// bytes may be left (the budget ran out). Events are edge-triggered: a
+// socket needs no re-arming after a read, and a short read means the
+// socket was drained (bytes arriving later report a new event).
+func (l *epollLoop) read(c *conn, buf []byte) (more bool) {
 	for budget := readBudget; budget > 0; {
 		var n int
 		var rerr error
@@ -208,35 +227,27 @@ func (l *epollLoop) read(c *conn, buf []byte) {
 		})
 		if err != nil { // the socket was closed under us
 			c.readFailed()
-			return
+			return false
 		}
 		if rerr == unix.EINTR {
 			continue
 		}
 		if rerr == unix.EAGAIN {
-			break
+			return false
 		}
 		if rerr != nil || n == 0 {
 			c.readFailed()
-			return
+			return false
 		}
 		if !c.onData(buf[:n]) {
-			return
+			return false
 		}
 		if n < len(buf) {
-			break
+			return false
 		}
 		budget -= n
 	}
-	var cerr error
-	err := c.rc.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: armEvents}
-		setID(&ev, c.id)
-		cerr = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
-	})
-	if err != nil || cerr != nil {
-		c.readFailed()
-	}
+	return true
 }
 
 func (e *epollEngine) close() {
