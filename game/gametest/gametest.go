@@ -117,6 +117,28 @@ func New[S any](def game.Def[S], cfg Config) (*Room[S], error) {
 	return &Room[S]{codec: codec, game: g, setup: setup, inst: inst}, nil
 }
 
+// NewFrom creates a room of the game def whose state is st instead of
+// Init's (Init still runs, to check the setup): for table tests that start
+// from a given position. The room is otherwise new: clock 0, no timers,
+// empty log, so a Replay of its log starts from Init's state, not st.
+func NewFrom[S any](def game.Def[S], cfg Config, st S) (*Room[S], error) {
+	r, err := New(def, cfg)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := r.inst.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	if snap.State, err = r.codec.Marshal(st); err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	if r.inst, err = r.game.Restore(r.setup, cfg.Master, snap); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // Now returns the room clock.
 func (r *Room[S]) Now() time.Duration { return r.now }
 
