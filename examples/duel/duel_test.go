@@ -249,19 +249,22 @@ func TestMasterDataSwapMidSeason(t *testing.T) {
 }
 
 func randomScript(r *rand.Rand) []gametest.Move {
-	ids := []string{"strike", "heal", "jab", "meteor"}
+	ids := []string{"strike", "strike", "strike", "jab", "heal", "meteor"}
 	moves := []gametest.Move{{Input: game.Joined(0)}, {Input: game.Joined(1)}}
-	for range r.IntN(40) {
-		seat := game.Seat(r.IntN(2))
+	for i := range r.IntN(50) {
+		seat := game.Seat(i % 2) // mostly alternating, so battles reach an end
+		if r.IntN(5) == 0 {
+			seat = 1 - seat
+		}
 		var in game.Input
-		switch n := r.IntN(30); {
-		case n < 26:
+		switch n := r.IntN(90); {
+		case n < 84:
 			in = game.Action(seat, "play", playJSON(ids[r.IntN(len(ids))]))
-		case n < 27:
+		case n < 86:
 			in = game.Action(seat, "play", []byte(`{"card":`))
-		case n < 28:
+		case n < 87:
 			in = game.Left(seat, game.LeaveDisconnected)
-		case n < 29:
+		case n < 89:
 			in = game.Reconnected(seat)
 		default:
 			in = game.Left(seat, game.LeaveQuit)
@@ -272,7 +275,7 @@ func randomScript(r *rand.Rand) []gametest.Move {
 }
 
 func TestReplayProperty(t *testing.T) {
-	cfg := gametest.Config{Players: 2, Master: master(t, "v1", cardsV1), Params: []byte(`{"hp":12}`)}
+	cfg := gametest.Config{Players: 2, Master: master(t, "v1", cardsV1), Params: []byte(`{"hp":6}`)}
 	if err := gametest.CheckReplay(duel.Def, cfg, randomScript, 300, 5); err != nil {
 		t.Fatal(err)
 	}

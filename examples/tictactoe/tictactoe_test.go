@@ -239,23 +239,26 @@ func TestBadParams(t *testing.T) {
 func randomScript(r *rand.Rand) []gametest.Move {
 	moves := []gametest.Move{{Input: game.Joined(0)}, {Input: game.Joined(1)}}
 	disconnected := [2]bool{}
-	for range r.IntN(30) {
-		seat := game.Seat(r.IntN(2))
-		m := gametest.Move{Wait: time.Duration(r.IntN(12)) * time.Second}
-		switch n := r.IntN(20); {
-		case n < 14:
+	for i := range r.IntN(40) {
+		seat := game.Seat(i % 2) // mostly alternating, so games reach an end
+		if r.IntN(5) == 0 {
+			seat = 1 - seat
+		}
+		m := gametest.Move{Wait: time.Duration(r.IntN(4)) * time.Second}
+		switch n := r.IntN(60); {
+		case n < 48:
 			m.Input = game.Action(seat, "move", move(r.IntN(9)))
-		case n < 16:
+		case n < 52:
 			m.Input = game.Action(seat, "move", []byte(`{"cell":`))
-		case n < 18:
+		case n < 58:
 			if disconnected[seat] {
 				m.Input = game.Reconnected(seat)
 			} else {
 				m.Input = game.Left(seat, game.LeaveDisconnected)
 			}
 			disconnected[seat] = !disconnected[seat]
-		case n < 19:
-			m.Wait = 31 * time.Second
+		case n < 59:
+			m.Wait = 31 * time.Second // past the turn clock
 		default:
 			m.Input = game.Left(seat, game.LeaveQuit)
 		}
