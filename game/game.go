@@ -30,6 +30,10 @@ type Def[S any] struct {
 	Apply ApplyFunc[S]
 	// Codec encodes the state for snapshots; nil means JSONCodec[S].
 	Codec Codec[S]
+	// Summary, optional, describes a state for operators inspecting a
+	// room (scores, whose turn, round): short, no secrets a player must
+	// not see. Without it Instance.Summary returns nil.
+	Summary func(state S) []byte
 }
 
 // Validate reports every problem with d, joined.
@@ -107,6 +111,9 @@ type Instance interface {
 	Ended() (result []byte, ended bool)
 	// State returns the encoded state.
 	State() ([]byte, error)
+	// Summary returns the game's summary of the state (Def.Summary), or
+	// nil when the game has none.
+	Summary() []byte
 	// Snapshot returns everything Restore needs besides the setup and the
 	// master data: the encoded state, the timers, the last sequence
 	// number, clock reading and tick.

@@ -473,3 +473,17 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("Names = %v", names)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	inst := start(t, counterDef())
+	if inst.Summary() != nil {
+		t.Fatal("summary without Def.Summary")
+	}
+	d := counterDef()
+	d.Summary = func(s counter) []byte { return fmt.Appendf(nil, "total %d", s.Total) }
+	inst = start(t, d)
+	inst.Apply(game.Entry{Seq: 1, Input: game.Action(0, "add", []byte{5})})
+	if got := string(inst.Summary()); got != "total 5" {
+		t.Fatalf("Summary = %q", got)
+	}
+}

@@ -274,6 +274,13 @@ func (i *instance[S]) State() ([]byte, error) {
 	return b, nil
 }
 
+func (i *instance[S]) Summary() []byte {
+	if i.g.def.Summary == nil {
+		return nil
+	}
+	return i.g.def.Summary(i.state)
+}
+
 func (i *instance[S]) Snapshot() (Snapshot, error) {
 	b, err := i.State()
 	if err != nil {

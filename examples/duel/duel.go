@@ -152,6 +152,17 @@ var Def = game.Def[State]{
 	Settings: game.Settings{MinPlayers: 2, MaxPlayers: 2, Spectators: true},
 	Init:     Init,
 	Apply:    Apply,
+	Summary:  Summary,
+}
+
+// Summary describes a battle for an operator: HP, whose turn, cards
+// played. Hands are secret and left out.
+func Summary(st State) []byte {
+	return mustJSON(struct {
+		HP     [2]int    `json:"hp"`
+		Turn   game.Seat `json:"turn"`
+		Played int       `json:"played"`
+	}{st.HP, st.Turn, st.Played})
 }
 
 // Init deals the hands from the pinned catalog with the room's RNG.

@@ -175,6 +175,9 @@ func TestBattleToTheEnd(t *testing.T) {
 	if r.State().HP != [2]int{1, 0} {
 		t.Fatalf("HP %v", r.State().HP)
 	}
+	if got := string(r.Instance().Summary()); got != `{"hp":[1,0],"turn":1,"played":5}` {
+		t.Fatalf("summary %s", got)
+	}
 }
 
 func TestQuitLoses(t *testing.T) {

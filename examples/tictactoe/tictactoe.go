@@ -75,6 +75,20 @@ var Def = game.Def[State]{
 	Settings: game.Settings{MinPlayers: 2, MaxPlayers: 2, Spectators: true},
 	Init:     Init,
 	Apply:    Apply,
+	Summary:  Summary,
+}
+
+// Summary describes a game for an operator: the board as text, row by row
+// ("X", "O", "."), and whose turn it is.
+func Summary(st State) []byte {
+	b := make([]byte, 0, 24)
+	for i, c := range st.Board {
+		if i > 0 && i%3 == 0 {
+			b = append(b, '/')
+		}
+		b = append(b, ".XO"[c])
+	}
+	return fmt.Appendf(b, " turn %d", st.Turn)
 }
 
 // Init reads the params and returns the empty board.

@@ -79,6 +79,11 @@ func TestGamesToTheEnd(t *testing.T) {
 			if len(r.Timers()) != 0 {
 				t.Fatalf("turn clock still pending: %v", r.Timers())
 			}
+			if tt.name == "top row" {
+				if got := string(r.Instance().Summary()); got != "XXX/OO./... turn 1" {
+					t.Fatalf("summary %q", got)
+				}
+			}
 		})
 	}
 }
