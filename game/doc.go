@@ -50,6 +50,8 @@
 // player who sent it sees the reason, and the room goes on. Any other error
 // — and any panic, which an Instance turns into a *PanicError — ends the
 // room with an error result: it means the game's own logic failed.
+// Rejections are meant for actions; a rejected join, leave, timer or tick
+// is dropped the same way, with nobody to tell (the timer is spent).
 //
 // # The runtime's side
 //

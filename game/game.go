@@ -178,7 +178,8 @@ func MustNew[S any](def Def[S]) Game {
 }
 
 // StateOf returns an Instance's typed state (for tests and tools); it
-// fails when inst does not hold an S.
+// fails when inst does not hold an S. The state shares memory with the
+// instance's: read it, never change it.
 func StateOf[S any](inst Instance) (S, error) {
 	if t, ok := inst.(*instance[S]); ok {
 		return t.state, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -485,5 +486,26 @@ func TestSummary(t *testing.T) {
 	inst.Apply(game.Entry{Seq: 1, Input: game.Action(0, "add", []byte{5})})
 	if got := string(inst.Summary()); got != "total 5" {
 		t.Fatalf("Summary = %q", got)
+	}
+}
+
+func TestLoadConcurrent(t *testing.T) {
+	md := game.NewStatic("v1", map[string][]byte{"cards": []byte(`{"strike":3}`)})
+	var wg sync.WaitGroup
+	got := make([]map[string]int, 8)
+	for i := range got {
+		wg.Go(func() {
+			m, err := game.Load[map[string]int](md, "cards")
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = m
+		})
+	}
+	wg.Wait()
+	for i, m := range got {
+		if m["strike"] != 3 {
+			t.Fatalf("room %d read %v", i, m)
+		}
 	}
 }

@@ -101,7 +101,8 @@ type Input struct {
 	// Type is an action's type, chosen by the game ("move", "play").
 	Type string `json:"type,omitempty"`
 	// Payload is an action's body as the client sent it: untrusted bytes
-	// the game must validate.
+	// the game must validate. The game may keep them; nobody changes them
+	// afterwards.
 	Payload []byte `json:"payload,omitempty"`
 	// Reason is why a player left (InputLeft).
 	Reason LeaveReason `json:"reason,omitempty"`

@@ -271,3 +271,18 @@ func TestVersionsPinning(t *testing.T) {
 		t.Fatalf("pinned %s (%s), active %s", pinned.Version(), b, v.Active().Version())
 	}
 }
+
+func TestNewFromStartsAtTheGivenState(t *testing.T) {
+	r, err := gametest.NewFrom(clockDef(0), gametest.Config{}, clockState{Seen: []string{"given"}, Board: []int{5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Act(0, "after", []byte("x"))
+	r.Advance(time.Second)
+	if got := strings.Join(r.State().Seen, ","); got != "given,x@1s" {
+		t.Fatalf("seen %s", got)
+	}
+	if b := r.State().Board; len(b) != 1 || b[0] != 5 {
+		t.Fatalf("board %v", b)
+	}
+}
