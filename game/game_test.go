@@ -509,3 +509,27 @@ func TestLoadConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestSettingsClock(t *testing.T) {
+	tests := []struct {
+		s        game.Settings
+		interval time.Duration
+		tick3    time.Duration
+		grace    time.Duration
+	}{
+		{game.Settings{}, 0, 0, game.DefaultReconnectGrace},
+		{game.Settings{TickRate: 20, ReconnectGrace: time.Minute}, 50 * time.Millisecond, 150 * time.Millisecond, time.Minute},
+		{game.Settings{TickRate: 60}, 16666666, 50 * time.Millisecond, game.DefaultReconnectGrace},
+	}
+	for _, tt := range tests {
+		if got := tt.s.TickInterval(); got != tt.interval {
+			t.Errorf("%+v: TickInterval %v, want %v", tt.s, got, tt.interval)
+		}
+		if got := tt.s.TickTime(3); got != tt.tick3 {
+			t.Errorf("%+v: TickTime(3) %v, want %v", tt.s, got, tt.tick3)
+		}
+		if got := tt.s.Grace(); got != tt.grace {
+			t.Errorf("%+v: Grace %v, want %v", tt.s, got, tt.grace)
+		}
+	}
+}

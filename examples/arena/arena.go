@@ -59,24 +59,26 @@ type Params struct {
 // Avatar is one seat's avatar.
 type Avatar struct {
 	// X and Y are the position, 0 to Size.
-	X, Y int32
+	X int32 `json:"x"`
+	Y int32 `json:"y"`
 	// VX and VY are the velocity, |(VX, VY)| ≤ MaxSpeed.
-	VX, VY int32
+	VX int32 `json:"vx"`
+	VY int32 `json:"vy"`
 	// Distance is how far the avatar travelled (sum of |dx| + |dy|).
-	Distance int64
+	Distance int64 `json:"distance"`
 	// Present is set while the player is in the room (joined and not
 	// gone).
-	Present bool
+	Present bool `json:"present"`
 }
 
 // State is a round in the arena; a value, cheap to copy.
 type State struct {
 	// Players are the seats' avatars; only the first Seats are used.
-	Players [Seats]Avatar
+	Players [Seats]Avatar `json:"players"`
 	// Seats is the number of seated players.
-	Seats int
+	Seats int `json:"seats"`
 	// Ends is the room clock reading at which the round ends.
-	Ends time.Duration
+	Ends time.Duration `json:"ends"`
 }
 
 // Result is the room's result, JSON-encoded in its End effect.
