@@ -54,6 +54,18 @@ type followIndex struct {
 	follows map[string][]string
 	// sub listens on presenceWildcard while users is not empty.
 	sub bus.Subscription
+	// nodeIDs interns the node ids of followed users (a few distinct
+	// values); emptied when no one is followed.
+	nodeIDs map[string]string
+}
+
+// nodeLocked returns the interned copy of a node id.
+func (f *followIndex) nodeLocked(node string) string {
+	if id, ok := f.nodeIDs[node]; ok {
+		return id
+	}
+	f.nodeIDs[node] = node
+	return node
 }
 
 // followed is a followed user: the local sessions that follow it and the
@@ -126,7 +138,7 @@ func (f *followed) followers() []string {
 }
 
 func newFollowIndex(s *Service) *followIndex {
-	return &followIndex{s: s, users: make(map[string]*followed), follows: make(map[string][]string)}
+	return &followIndex{s: s, users: make(map[string]*followed), follows: make(map[string][]string), nodeIDs: make(map[string]string)}
 }
 
 // follow adds follows of session to users, with their current presence.
@@ -144,7 +156,7 @@ func (f *followIndex) follow(session string, current []*apiv1.Presence, nodes []
 	for i, p := range current {
 		fu := f.users[p.UserId]
 		if fu == nil {
-			fu = &followed{user: p.UserId, state: p.State, activity: p.Activity, node: nodes[i]}
+			fu = &followed{user: p.UserId, state: p.State, activity: p.Activity, node: f.nodeLocked(nodes[i])}
 			f.users[fu.user] = fu
 		}
 		if fu.add(session) {
@@ -206,6 +218,9 @@ func (f *followIndex) stopLocked() {
 		_ = f.sub.Unsubscribe()
 		f.sub = nil
 	}
+	if len(f.users) == 0 {
+		clear(f.nodeIDs)
+	}
 }
 
 // update records a presence and returns the follower sessions to tell,
@@ -222,18 +237,32 @@ func (f *followIndex) update(p *apiv1.Presence, node string) []string {
 		// follow's own read): followers care about changes only.
 		return nil
 	}
-	fu.state, fu.activity, fu.node = p.State, p.Activity, node
+	fu.state, fu.activity, fu.node = p.State, p.Activity, f.nodeLocked(node)
 	return fu.followers()
 }
 
-// onlineOn returns the followed users believed online, with their nodes.
-func (f *followIndex) onlineOn() map[string]string {
+// onlineNodes returns the nodes of the followed users believed online,
+// each once.
+func (f *followIndex) onlineNodes() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]string)
+	var out []string
+	for _, fu := range f.users {
+		if fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE && !slices.Contains(out, fu.node) {
+			out = append(out, fu.node)
+		}
+	}
+	return out
+}
+
+// onlineOn returns the followed users believed online on one of nodes.
+func (f *followIndex) onlineOn(nodes []string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
 	for u, fu := range f.users {
-		if fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE {
-			out[u] = fu.node
+		if fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE && slices.Contains(nodes, fu.node) {
+			out = append(out, u)
 		}
 	}
 	return out
@@ -303,8 +332,8 @@ func (s *Service) watchNodes() {
 			return
 		case <-t.C():
 		}
-		online := s.follows.onlineOn()
-		if len(online) == 0 {
+		nodes := s.follows.onlineNodes()
+		if len(nodes) == 0 {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
@@ -317,10 +346,12 @@ func (s *Service) watchNodes() {
 		if live == nil {
 			continue
 		}
-		for u, node := range online {
-			if !live[node] {
-				s.tellFollowers(&apiv1.Presence{UserId: u, State: apiv1.PresenceState_PRESENCE_STATE_OFFLINE, SinceMs: s.clock.Now().UnixMilli()}, "", nil)
-			}
+		dead := slices.DeleteFunc(nodes, func(n string) bool { return live[n] })
+		if len(dead) == 0 {
+			continue
+		}
+		for _, u := range s.follows.onlineOn(dead) {
+			s.tellFollowers(&apiv1.Presence{UserId: u, State: apiv1.PresenceState_PRESENCE_STATE_OFFLINE, SinceMs: s.clock.Now().UnixMilli()}, "", nil)
 		}
 	}
 }
