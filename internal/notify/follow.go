@@ -29,7 +29,8 @@ const presencePrefix = "taisen.presence."
 
 // presenceSubject is where the node holding a user's session announces
 // the user's presence changes. Nobody listening costs nothing: NATS routes
-// by interest, so only nodes with local followers receive them.
+// by interest, so only nodes with local followers (of anyone: see
+// followIndex) receive them.
 func presenceSubject(user string) string {
 	return presencePrefix + base64.RawURLEncoding.EncodeToString([]byte(user))
 }
