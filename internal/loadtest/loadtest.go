@@ -184,6 +184,9 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 
 	if r.idle != nil {
 		if err := r.createTopics(ctx); err != nil {
+			if r.idle.ahc != nil {
+				r.idle.ahc.CloseIdleConnections()
+			}
 			err = fmt.Errorf("loadtest: idle: %w", err)
 			rep.Aborted = err.Error()
 			close(stopProgress)

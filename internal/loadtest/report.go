@@ -99,7 +99,9 @@ type Report struct {
 	// ServerCPUSeconds is the server's CPU time (user + system, from
 	// process_cpu_seconds_total on AdminURL) from right before the
 	// connection phase to right after it; absent without AdminURL. In the
-	// login scenario without hold the phase includes closing each socket.
+	// login scenario without hold the phase includes closing each socket;
+	// in idle with TopicsPerSession or Follows, each session's topic
+	// subscriptions and status (the follows come after the phase).
 	ServerCPUSeconds *float64 `json:"server_cpu_s,omitempty"`
 	// ServerCPUMicrosPerSession is ServerCPUSeconds in microseconds
 	// divided by the sessions welcomed during the phase: the server's cost
