@@ -127,3 +127,26 @@ func TestLoadtestNotificationScenariosNeedTheKey(t *testing.T) {
 		}
 	}
 }
+
+// The idle scenario's topics need the notification API, and its follows
+// other sessions: the binary says so before connecting anything.
+func TestLoadtestIdleSetupFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--topics-per-session", "3"}, "topics per session needs --admin"},
+		{[]string{"--topics-per-session", "3", "--admin", "http://127.0.0.1:1"}, "topics per session needs the server key"},
+		{[]string{"--topics-per-session", "33"}, "topics per session 33: want 0 to 32"},
+		{[]string{"--follows", "100", "--sessions", "100"}, "follows 100: want fewer than the sessions (100)"},
+		{[]string{"--follows", "1", "--scenario", "login"}, "topics per session and follows apply to the idle scenario"},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(binary, append([]string{"loadtest"}, tt.args...)...)
+		cmd.Env = append(os.Environ(), "TAISEN_SERVER_KEY=")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), tt.want) {
+			t.Errorf("%v: err %v, output:\n%s", tt.args, err, out)
+		}
+	}
+}

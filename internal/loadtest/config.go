@@ -16,7 +16,9 @@ import (
 const (
 	// ScenarioIdle connects Sessions sessions, holds them for Duration
 	// while they heartbeat (optionally sending echo RPCs at RPCRate), then
-	// closes them.
+	// closes them. With TopicsPerSession each session subscribes itself
+	// to topics the run creates; with Follows each sets a presence status
+	// and follows other users of the run (see Config).
 	ScenarioIdle = "idle"
 	// ScenarioLogin is a login storm: Sessions sessions authenticate and
 	// connect, each closing right after its Welcome (or holding until the
@@ -101,8 +103,18 @@ const (
 	// DefaultDrain is how long fanout and notify wait after the last
 	// publish for deliveries still in flight.
 	DefaultDrain = 5 * time.Second
-	// MaxTopics bounds the fanout scenario's topics.
+	// MaxTopics bounds the fanout scenario's topics and the idle
+	// scenario's topic pool.
 	MaxTopics = 1000
+	// MaxTopicsPerSession bounds the topics each idle session subscribes
+	// itself to.
+	MaxTopicsPerSession = 32
+	// MaxFollows bounds the users each idle session follows (one
+	// presence.follow request names at most 100).
+	MaxFollows = 100
+	// IdleActivity is the presence activity each idle session sets when
+	// it follows others (playing, "loadtest").
+	IdleActivity = "loadtest"
 	// MaxFanoutMessages bounds the items the fanout scenario publishes.
 	MaxFanoutMessages = 1_000_000
 	// MaxInboxMessages is the most STORED items a node pushes at one
@@ -171,8 +183,26 @@ type Config struct {
 	// server key. A node that does not require it ignores it.
 	ServerKey string
 	// Topics is the fanout scenario's topic count, 1 to min(Sessions,
-	// MaxTopics) (DefaultTopics when zero).
+	// MaxTopics) (DefaultTopics when zero). In the idle scenario with
+	// TopicsPerSession it is the pool of topics the run creates,
+	// TopicsPerSession to MaxTopics (TopicsPerSession when zero: every
+	// session subscribes to every topic).
 	Topics int
+	// TopicsPerSession (idle only, 0 to MaxTopicsPerSession) makes the
+	// run create Topics topics that clients may subscribe to (through the
+	// notification API: needs AdminURL and ServerKey) before connecting,
+	// and each session subscribe itself over its socket, right after its
+	// Welcome, to TopicsPerSession distinct topics of the pool: session i
+	// to topics (i+j) mod Topics for j < TopicsPerSession. The topics are
+	// deleted at the end of the run.
+	TopicsPerSession int
+	// Follows (idle only, 0 to MaxFollows and less than Sessions) makes
+	// each session set its presence status (playing IdleActivity) right
+	// after its Welcome and, once every session connected, follow the
+	// presence of the Follows sessions after it in index order (wrapping
+	// around, among the sessions connected). The presence pushes that
+	// arrive are read and counted.
+	Follows int
 	// Messages is, in the fanout scenario, the items published in all
 	// (DefaultFanoutMessages when zero); in the inbox scenario the STORED
 	// items sent to each user, 0 to MaxInboxMessages
@@ -274,6 +304,10 @@ func (c Config) WithDefaults() Config {
 	case ScenarioInbox:
 		if c.Messages == 0 && c.Retained == 0 {
 			c.Messages = DefaultInboxMessages
+		}
+	case ScenarioIdle:
+		if c.Topics == 0 && c.TopicsPerSession > 0 {
+			c.Topics = c.TopicsPerSession
 		}
 	}
 	if c.delivery() && c.Drain == 0 {
@@ -378,8 +412,9 @@ func (c Config) validateDelivery() []error {
 			errs = append(errs, fmt.Errorf("scenario %s needs the server key for the notification API: pass --server-key or set TAISEN_SERVER_KEY", c.Scenario))
 		}
 	}
-	if c.Topics != 0 && c.Scenario != ScenarioFanout {
-		errs = append(errs, errors.New("topics applies to the fanout scenario"))
+	errs = append(errs, c.validateIdle()...)
+	if c.Topics != 0 && c.Scenario != ScenarioFanout && (c.Scenario != ScenarioIdle || c.TopicsPerSession == 0) {
+		errs = append(errs, errors.New("topics applies to the fanout scenario, and to idle with --topics-per-session"))
 	} else if c.Scenario == ScenarioFanout && (c.Topics < 1 || c.Topics > min(max(c.Sessions, 1), MaxTopics)) {
 		errs = append(errs, fmt.Errorf("topics %d: want 1 to %d (at most one per session)", c.Topics, min(max(c.Sessions, 1), MaxTopics)))
 	}
@@ -423,6 +458,43 @@ func (c Config) validateDelivery() []error {
 	return errs
 }
 
+// idleSetup reports whether the idle sessions subscribe to topics or
+// follow presence.
+func (c Config) idleSetup() bool {
+	return c.Scenario == ScenarioIdle && (c.TopicsPerSession > 0 || c.Follows > 0)
+}
+
+// validateIdle checks the topic and presence options of the idle
+// scenario.
+func (c Config) validateIdle() []error {
+	var errs []error
+	if c.TopicsPerSession != 0 || c.Follows != 0 {
+		if c.Scenario != ScenarioIdle {
+			errs = append(errs, errors.New("topics per session and follows apply to the idle scenario"))
+		}
+	}
+	if c.TopicsPerSession < 0 || c.TopicsPerSession > MaxTopicsPerSession {
+		errs = append(errs, fmt.Errorf("topics per session %d: want 0 to %d", c.TopicsPerSession, MaxTopicsPerSession))
+	} else if c.Scenario == ScenarioIdle && c.TopicsPerSession > 0 {
+		if c.Topics < c.TopicsPerSession || c.Topics > MaxTopics {
+			errs = append(errs, fmt.Errorf("topics %d: want %d (topics per session) to %d: each session subscribes to distinct topics of the pool", c.Topics, c.TopicsPerSession, MaxTopics))
+		}
+		if c.AdminURL == "" {
+			errs = append(errs, errors.New("topics per session needs --admin: the run creates its topics through the node's notification API"))
+		}
+		if c.ServerKey == "" {
+			errs = append(errs, errors.New("topics per session needs the server key for the notification API: pass --server-key or set TAISEN_SERVER_KEY"))
+		}
+	}
+	switch {
+	case c.Follows < 0 || c.Follows > MaxFollows:
+		errs = append(errs, fmt.Errorf("follows %d: want 0 to %d", c.Follows, MaxFollows))
+	case c.Follows > 0 && c.Follows >= c.Sessions:
+		errs = append(errs, fmt.Errorf("follows %d: want fewer than the sessions (%d): each session follows other sessions of the run", c.Follows, c.Sessions))
+	}
+	return errs
+}
+
 // phaseDuration is the main phase of a notification scenario: the
 // publishing of fanout, the sending of notify, the waits of inbox and
 // disconnect.
@@ -455,6 +527,10 @@ func (c Config) runDeadline() time.Duration {
 		return min(d, c.MaxRunTime)
 	}
 	d := c.ConnectTimeout + c.holdDuration() + 30*time.Second
+	if c.Follows > 0 {
+		// The follows go in a second pass, bounded like the connections.
+		d += c.ConnectTimeout
+	}
 	if c.AdminURL != "" {
 		// The baseline and held scrapes, and the CPU scrapes around the
 		// connection phase.

@@ -78,6 +78,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if cfg.delivery() {
 		r.dl = newDelivery(cfg)
 	}
+	if cfg.idleSetup() {
+		r.idle = newIdleState(cfg)
+	}
 	return r.run(ctx)
 }
 
@@ -118,6 +121,9 @@ type runner struct {
 	// dl is the delivery bookkeeping of the notification scenarios (nil
 	// in the others), set before any session connects.
 	dl *delivery
+	// idle is the bookkeeping of the idle scenario's topics and follows
+	// (nil without them).
+	idle *idleState
 	// logoutAfter makes each session log out right after its Welcome (the
 	// inbox scenario's account creation); users then holds the user ids
 	// by session index, guarded by mu.
@@ -176,6 +182,20 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 		return r.runDelivery(parent, ctx, rep, startedAt, stopProgress, progressDone)
 	}
 
+	if r.idle != nil {
+		if err := r.createTopics(ctx); err != nil {
+			if r.idle.ahc != nil {
+				r.idle.ahc.CloseIdleConnections()
+			}
+			err = fmt.Errorf("loadtest: idle: %w", err)
+			rep.Aborted = err.Error()
+			close(stopProgress)
+			<-progressDone
+			rep, ferr := r.finish(parent, ctx, rep, 0, startedAt)
+			return rep, errors.Join(err, ferr)
+		}
+	}
+
 	// Connect, between two scrapes of the server's CPU time.
 	var cpuBefore serverSample
 	if cfg.AdminURL != "" {
@@ -209,6 +229,10 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 	if notStarted > 0 {
 		r.fail("connect", "not_started", fmt.Errorf("%d sessions not started: %w", notStarted, ctx.Err()), notStarted)
 	}
+	if cfg.Follows > 0 && ctx.Err() == nil {
+		// Every user id is known now.
+		r.followAll(ctx)
+	}
 
 	// Hold.
 	if cfg.holding() && ctx.Err() == nil {
@@ -223,6 +247,9 @@ func (r *runner) run(parent context.Context) (*Report, error) {
 	ok := r.closeAll()
 	if !cfg.holding() {
 		ok = int(r.connected.Load())
+	}
+	if r.idle != nil {
+		r.idleEnd(ctx, rep)
 	}
 	close(stopProgress)
 	<-progressDone
@@ -394,6 +421,9 @@ func (r *runner) session(ctx context.Context, i int) {
 	h := &heldSession{sock: sock, user: user}
 	if r.dl != nil && !r.logoutAfter {
 		h.rc = r.dl.receive(r, i, sock)
+	}
+	if r.idle != nil {
+		r.idleSession(ctx, i, sock)
 	}
 	r.mu.Lock()
 	r.latencies = append(r.latencies, lat)

@@ -92,6 +92,22 @@ func TestConfigValidate(t *testing.T) {
 		{name: "send rate on idle", edit: func(c *Config) { c.SendRate = 1 }, wantErr: "send rate applies"},
 		{name: "negative send rate", edit: func(c *Config) { s2s(c, ScenarioNotify); c.SendRate = -1 }, wantErr: "send rate -1"},
 		{name: "notify over the delivery cap", edit: func(c *Config) { s2s(c, ScenarioNotify); c.SendRate = 1e6; c.Duration = 9 * time.Minute }, wantErr: "expect more than"},
+		{name: "idle topics and follows", edit: func(c *Config) { s2s(c, ScenarioIdle); c.TopicsPerSession = 3; c.Follows = 3 }},
+		{name: "idle topic pool", edit: func(c *Config) { s2s(c, ScenarioIdle); c.TopicsPerSession = 3; c.Topics = 50 }},
+		{name: "idle follows without admin", edit: func(c *Config) { c.Follows = 9 }},
+		{name: "idle max topics per session", edit: func(c *Config) { s2s(c, ScenarioIdle); c.TopicsPerSession = MaxTopicsPerSession }},
+		{name: "topics per session without admin", edit: func(c *Config) { c.TopicsPerSession = 1 }, wantErr: "topics per session needs --admin"},
+		{name: "topics per session without key", edit: func(c *Config) { s2s(c, ScenarioIdle); c.ServerKey = ""; c.TopicsPerSession = 1 }, wantErr: "topics per session needs the server key"},
+		{name: "too many topics per session", edit: func(c *Config) { s2s(c, ScenarioIdle); c.TopicsPerSession = MaxTopicsPerSession + 1 }, wantErr: "topics per session 33: want 0 to 32"},
+		{name: "negative topics per session", edit: func(c *Config) { s2s(c, ScenarioIdle); c.TopicsPerSession = -1 }, wantErr: "topics per session -1"},
+		{name: "topic pool under topics per session", edit: func(c *Config) { s2s(c, ScenarioIdle); c.TopicsPerSession = 3; c.Topics = 2 }, wantErr: "topics 2: want 3 (topics per session) to 1000"},
+		{name: "topic pool over the max", edit: func(c *Config) { s2s(c, ScenarioIdle); c.TopicsPerSession = 3; c.Topics = MaxTopics + 1 }, wantErr: "topics 1001"},
+		{name: "topics on idle without topics per session", edit: func(c *Config) { s2s(c, ScenarioIdle); c.Topics = 3 }, wantErr: "topics applies to the fanout scenario, and to idle with --topics-per-session"},
+		{name: "topics per session on fanout", edit: func(c *Config) { s2s(c, ScenarioFanout); c.TopicsPerSession = 1 }, wantErr: "topics per session and follows apply to the idle"},
+		{name: "follows on login", edit: func(c *Config) { c.Scenario = ScenarioLogin; c.Follows = 1 }, wantErr: "topics per session and follows apply to the idle"},
+		{name: "too many follows", edit: func(c *Config) { c.Sessions = 1000; c.Follows = MaxFollows + 1 }, wantErr: "follows 101: want 0 to 100"},
+		{name: "negative follows", edit: func(c *Config) { c.Follows = -1 }, wantErr: "follows -1"},
+		{name: "follows not fewer than sessions", edit: func(c *Config) { c.Follows = 10 }, wantErr: "follows 10: want fewer than the sessions (10)"},
 		{name: "negative drain", edit: func(c *Config) { s2s(c, ScenarioFanout); c.Drain = -time.Second }, wantErr: "drain"},
 	}
 	for _, tt := range tests {
@@ -136,6 +152,12 @@ func TestConfigDefaults(t *testing.T) {
 	withAdmin := Config{Scenario: ScenarioIdle, Sessions: 1, Duration: time.Second, AdminURL: "http://x"}.WithDefaults()
 	assert.Equal(t, DefaultSettle+4*time.Second, withAdmin.holdDuration(), "the hold fits the scrapes")
 	assert.LessOrEqual(t, Config{Scenario: ScenarioIdle, Sessions: MaxSessions, Duration: 9 * time.Minute}.WithDefaults().runDeadline(), DefaultMaxRunTime)
+
+	idle := Config{Scenario: ScenarioIdle, Sessions: 100, TopicsPerSession: 3}.WithDefaults()
+	assert.Equal(t, 3, idle.Topics, "every session on every topic")
+	assert.Zero(t, Config{Scenario: ScenarioIdle, Sessions: 100}.WithDefaults().Topics)
+	assert.Greater(t, Config{Scenario: ScenarioIdle, Sessions: 100, Follows: 3}.WithDefaults().runDeadline(),
+		Config{Scenario: ScenarioIdle, Sessions: 100}.WithDefaults().runDeadline(), "the follow pass has its own time")
 
 	fan := Config{Scenario: ScenarioFanout, Sessions: 100}.WithDefaults()
 	assert.Equal(t, DefaultTopics, fan.Topics)
@@ -353,6 +375,9 @@ func TestReportJSON(t *testing.T) {
 	assert.NotContains(t, buf.String(), "aborted")
 	for _, k := range []string{"deliveries", "lost", "duplicates", "expected", "all_delivered_ms", "zero_active_ms", "presence_offline_ms", "login_latency_ms"} {
 		assert.NotContains(t, m, k, "only the notification scenarios report it")
+	}
+	for _, k := range []string{"topics_created", "topic_subscriptions", "statuses_set", "follows", "pushes_received"} {
+		assert.NotContains(t, m, k, "only idle with topics or follows reports it")
 	}
 	assert.NotContains(t, buf.String(), "server_cpu", "absent without --admin")
 	assert.Contains(t, r.Summary(), "scenario idle")

@@ -81,12 +81,27 @@ type Report struct {
 	// Duration.
 	ZeroActiveMS      *float64 `json:"zero_active_ms,omitempty"`
 	PresenceOfflineMS *float64 `json:"presence_offline_ms,omitempty"`
+	// TopicsCreated, TopicSubscriptions, StatusesSet and Follows (idle
+	// with TopicsPerSession or Follows) count what the setup did: the
+	// topics the run created, the successful topic subscriptions of the
+	// sessions (notify.topics.subscribe), presence statuses set
+	// (presence.status.set) and users followed (presence.follow, each
+	// user named counts once). PushesReceived counts the pushes the held
+	// sessions received by kind ("notify", "presence"; "other" when any
+	// other kind came). Absent without those options.
+	TopicsCreated      *int64           `json:"topics_created,omitempty"`
+	TopicSubscriptions *int64           `json:"topic_subscriptions,omitempty"`
+	StatusesSet        *int64           `json:"statuses_set,omitempty"`
+	Follows            *int64           `json:"follows,omitempty"`
+	PushesReceived     map[string]int64 `json:"pushes_received,omitempty"`
 	// RPC describes the echo RPCs sent while holding.
 	RPC RPCStats `json:"rpc"`
 	// ServerCPUSeconds is the server's CPU time (user + system, from
 	// process_cpu_seconds_total on AdminURL) from right before the
 	// connection phase to right after it; absent without AdminURL. In the
-	// login scenario without hold the phase includes closing each socket.
+	// login scenario without hold the phase includes closing each socket;
+	// in idle with TopicsPerSession or Follows, each session's topic
+	// subscriptions and status (the follows come after the phase).
 	ServerCPUSeconds *float64 `json:"server_cpu_s,omitempty"`
 	// ServerCPUMicrosPerSession is ServerCPUSeconds in microseconds
 	// divided by the sessions welcomed during the phase: the server's cost
@@ -222,6 +237,11 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(&b, "latency (login start to welcome) ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
 		login.P50, login.P90, login.P99, login.Max)
 	r.deliverySummary(&b)
+	if r.TopicSubscriptions != nil {
+		fmt.Fprintf(&b, "setup: %d topics created, %d topic subscriptions, %d statuses set, %d follows; pushes received: %d notify, %d presence\n",
+			*r.TopicsCreated, *r.TopicSubscriptions, *r.StatusesSet, *r.Follows,
+			r.PushesReceived["notify"], r.PushesReceived["presence"])
+	}
 	if r.ServerCPUSeconds != nil {
 		per := "n/a"
 		if r.ServerCPUMicrosPerSession != nil {

@@ -3,6 +3,8 @@ package notify
 import (
 	"context"
 	"encoding/base64"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,61 +23,152 @@ const PresenceKind = "presence"
 
 var presenceType = gateway.TypeName(&apiv1.Presence{})
 
+// presencePrefix starts the subject where the node holding a user's
+// session announces the user's presence changes (presenceSubject).
+const presencePrefix = "taisen.presence."
+
 // presenceSubject is where the node holding a user's session announces
 // the user's presence changes. Nobody listening costs nothing: NATS routes
-// by interest, so only nodes with local followers receive them.
+// by interest, so only nodes with local followers (of anyone: see
+// followIndex) receive them.
 func presenceSubject(user string) string {
-	return "taisen.presence." + base64.RawURLEncoding.EncodeToString([]byte(user))
+	return presencePrefix + base64.RawURLEncoding.EncodeToString([]byte(user))
 }
 
+// presenceWildcard is what a node with local followers listens on: every
+// user's presence subject.
+const presenceWildcard = presencePrefix + "*"
+
 // followIndex is the node's index of presence follows: followed user →
-// local follower sessions, with the last presence seen. The node listens
-// on a user's presence subject while a local session follows the user.
+// local follower sessions, with the last presence seen. While any local
+// session follows anyone, the node listens on every presence subject with
+// one subscription (a subscription per followed user cost about 4 KiB of
+// the node's memory each: a goroutine, the client's and the embedded
+// server's records) and keeps the announcements of the users followed
+// here.
 type followIndex struct {
 	s  *Service
 	mu sync.Mutex
-	// followers: followed user → follower session → struct{}.
-	followers map[string]map[string]struct{}
-	// follows: follower session → followed users.
+	// users: followed user → its followers here and its last presence.
+	users map[string]*followed
+	// follows: follower session → followed users (the keys of users).
 	follows map[string][]string
-	// last: followed user → the last presence seen and its node.
-	last map[string]lastPresence
-	subs map[string]bus.Subscription
+	// sub listens on presenceWildcard while users is not empty.
+	sub bus.Subscription
+	// nodeIDs interns the node ids of followed users (a few distinct
+	// values); emptied when no one is followed.
+	nodeIDs map[string]string
 }
 
-type lastPresence struct {
-	p    *apiv1.Presence
-	node string
+// nodeLocked returns the interned copy of a node id.
+func (f *followIndex) nodeLocked(node string) string {
+	if id, ok := f.nodeIDs[node]; ok {
+		return id
+	}
+	f.nodeIDs[node] = node
+	return node
+}
+
+// followed is a followed user: the local sessions that follow it and the
+// last presence seen (state, activity, node).
+type followed struct {
+	user string
+	// sessions are the follower sessions while they are few; many holds
+	// them instead once there are more than maxFollowerSlice.
+	sessions []string
+	many     map[string]struct{}
+	state    apiv1.PresenceState
+	activity string
+	node     string
+}
+
+// maxFollowerSlice is the most follower sessions of one user kept in a
+// slice; a user followed by more sessions of the node gets a map.
+const maxFollowerSlice = 16
+
+// add adds a follower session; false when it followed already.
+func (f *followed) add(session string) bool {
+	if f.many != nil {
+		if _, ok := f.many[session]; ok {
+			return false
+		}
+		f.many[session] = struct{}{}
+		return true
+	}
+	if slices.Contains(f.sessions, session) {
+		return false
+	}
+	if len(f.sessions) < maxFollowerSlice {
+		f.sessions = append(f.sessions, session)
+		return true
+	}
+	f.many = make(map[string]struct{}, 2*maxFollowerSlice)
+	for _, id := range f.sessions {
+		f.many[id] = struct{}{}
+	}
+	f.sessions = nil
+	f.many[session] = struct{}{}
+	return true
+}
+
+// drop removes a follower session and reports whether none is left.
+func (f *followed) drop(session string) bool {
+	if f.many != nil {
+		delete(f.many, session)
+		return len(f.many) == 0
+	}
+	if i := slices.Index(f.sessions, session); i >= 0 {
+		last := len(f.sessions) - 1
+		f.sessions[i] = f.sessions[last]
+		f.sessions[last] = ""
+		f.sessions = f.sessions[:last]
+	}
+	return len(f.sessions) == 0
+}
+
+// followers returns the follower sessions.
+func (f *followed) followers() []string {
+	if f.many == nil {
+		return slices.Clone(f.sessions)
+	}
+	out := make([]string, 0, len(f.many))
+	for id := range f.many {
+		out = append(out, id)
+	}
+	return out
 }
 
 func newFollowIndex(s *Service) *followIndex {
-	return &followIndex{s: s, followers: make(map[string]map[string]struct{}), follows: make(map[string][]string),
-		last: make(map[string]lastPresence), subs: make(map[string]bus.Subscription)}
+	return &followIndex{s: s, users: make(map[string]*followed), follows: make(map[string][]string), nodeIDs: make(map[string]string)}
 }
 
 // follow adds follows of session to users, with their current presence.
 func (f *followIndex) follow(session string, current []*apiv1.Presence, nodes []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i, p := range current {
-		u := p.UserId
-		m := f.followers[u]
-		if m == nil {
-			m = make(map[string]struct{})
-			f.followers[u] = m
-			sub, err := f.s.bus.Subscribe(presenceSubject(u), func(msg *bus.Msg) { f.s.onPresence(u, msg) })
-			if err != nil {
-				f.s.log.Error("listen to presence", "user", u, "err", err)
-			} else {
-				f.subs[u] = sub
-			}
-			f.last[u] = lastPresence{p: p, node: nodes[i]}
-		}
-		if _, dup := m[session]; !dup {
-			m[session] = struct{}{}
-			f.follows[session] = append(f.follows[session], u)
+	if f.sub == nil && len(current) > 0 {
+		sub, err := f.s.bus.Subscribe(presenceWildcard, f.s.onPresence)
+		if err != nil {
+			f.s.log.Error("listen to presence", "err", err)
+		} else {
+			f.sub = sub
 		}
 	}
+	for i, p := range current {
+		fu := f.users[p.UserId]
+		if fu == nil {
+			fu = &followed{user: p.UserId, state: p.State, activity: p.Activity, node: f.nodeLocked(nodes[i])}
+			f.users[fu.user] = fu
+		}
+		if fu.add(session) {
+			fs := f.follows[session]
+			if fs == nil {
+				fs = make([]string, 0, len(current))
+			}
+			f.follows[session] = append(fs, fu.user)
+		}
+	}
+	f.stopLocked()
 }
 
 // unfollow removes follows of session.
@@ -92,31 +185,42 @@ func (f *followIndex) unfollow(session string, users []string) {
 			}
 		}
 	}
+	if len(f.follows[session]) == 0 {
+		delete(f.follows, session)
+	}
+	f.stopLocked()
 }
 
 // remove forgets an ended session's follows.
 func (f *followIndex) remove(session string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, u := range f.follows[session] {
+	fs, ok := f.follows[session]
+	if !ok {
+		return
+	}
+	for _, u := range fs {
 		f.dropLocked(session, u)
 	}
 	delete(f.follows, session)
+	f.stopLocked()
 }
 
 func (f *followIndex) dropLocked(session, user string) {
-	m := f.followers[user]
-	if m == nil {
-		return
+	fu := f.users[user]
+	if fu != nil && fu.drop(session) {
+		delete(f.users, user)
 	}
-	delete(m, session)
-	if len(m) == 0 {
-		delete(f.followers, user)
-		delete(f.last, user)
-		if sub := f.subs[user]; sub != nil {
-			_ = sub.Unsubscribe()
-			delete(f.subs, user)
-		}
+}
+
+// stopLocked stops listening once no one is followed.
+func (f *followIndex) stopLocked() {
+	if len(f.users) == 0 && f.sub != nil {
+		_ = f.sub.Unsubscribe()
+		f.sub = nil
+	}
+	if len(f.users) == 0 {
+		clear(f.nodeIDs)
 	}
 }
 
@@ -125,31 +229,41 @@ func (f *followIndex) dropLocked(session, user string) {
 func (f *followIndex) update(p *apiv1.Presence, node string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m := f.followers[p.UserId]
-	if m == nil {
+	fu := f.users[p.UserId]
+	if fu == nil {
 		return nil
 	}
-	if old, ok := f.last[p.UserId]; ok && old.p.State == p.State && old.p.Activity == p.Activity {
+	if fu.state == p.State && fu.activity == p.Activity {
 		// The same state heard twice (the login announcement racing the
 		// follow's own read): followers care about changes only.
 		return nil
 	}
-	f.last[p.UserId] = lastPresence{p: p, node: node}
-	out := make([]string, 0, len(m))
-	for id := range m {
-		out = append(out, id)
+	fu.state, fu.activity, fu.node = p.State, p.Activity, f.nodeLocked(node)
+	return fu.followers()
+}
+
+// onlineNodes returns the nodes of the followed users believed online,
+// each once.
+func (f *followIndex) onlineNodes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, fu := range f.users {
+		if fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE && !slices.Contains(out, fu.node) {
+			out = append(out, fu.node)
+		}
 	}
 	return out
 }
 
-// onlineOn returns the followed users believed online, with their nodes.
-func (f *followIndex) onlineOn() map[string]string {
+// onlineOn returns the followed users believed online on one of nodes.
+func (f *followIndex) onlineOn(nodes []string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]string)
-	for u, lp := range f.last {
-		if lp.p.State != apiv1.PresenceState_PRESENCE_STATE_OFFLINE {
-			out[u] = lp.node
+	var out []string
+	for u, fu := range f.users {
+		if fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE && slices.Contains(nodes, fu.node) {
+			out = append(out, u)
 		}
 	}
 	return out
@@ -158,18 +272,22 @@ func (f *followIndex) onlineOn() map[string]string {
 func (f *followIndex) close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for u, sub := range f.subs {
-		_ = sub.Unsubscribe()
-		delete(f.subs, u)
+	if f.sub != nil {
+		_ = f.sub.Unsubscribe()
+		f.sub = nil
 	}
 }
 
 // onPresence tells local followers about a presence change announced by
-// the user's node.
-func (s *Service) onPresence(user string, msg *bus.Msg) {
+// the user's node (on the user's subject: changes of users nobody here
+// follows are dropped by followIndex.update).
+func (s *Service) onPresence(msg *bus.Msg) {
+	enc, _ := strings.CutPrefix(msg.Subject, presencePrefix)
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	user := string(b)
 	ch := &clusterv1.PresenceChange{}
 	p := &apiv1.Presence{}
-	if err := proto.Unmarshal(msg.Data, ch); err != nil || proto.Unmarshal(ch.Presence, p) != nil || p.UserId != user {
+	if err != nil || proto.Unmarshal(msg.Data, ch) != nil || proto.Unmarshal(ch.Presence, p) != nil || p.UserId != user {
 		s.log.Warn("undecodable presence change", "user", user)
 		return
 	}
@@ -215,8 +333,8 @@ func (s *Service) watchNodes() {
 			return
 		case <-t.C():
 		}
-		online := s.follows.onlineOn()
-		if len(online) == 0 {
+		nodes := s.follows.onlineNodes()
+		if len(nodes) == 0 {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
@@ -229,10 +347,12 @@ func (s *Service) watchNodes() {
 		if live == nil {
 			continue
 		}
-		for u, node := range online {
-			if !live[node] {
-				s.tellFollowers(&apiv1.Presence{UserId: u, State: apiv1.PresenceState_PRESENCE_STATE_OFFLINE, SinceMs: s.clock.Now().UnixMilli()}, "", nil)
-			}
+		dead := slices.DeleteFunc(nodes, func(n string) bool { return live[n] })
+		if len(dead) == 0 {
+			continue
+		}
+		for _, u := range s.follows.onlineOn(dead) {
+			s.tellFollowers(&apiv1.Presence{UserId: u, State: apiv1.PresenceState_PRESENCE_STATE_OFFLINE, SinceMs: s.clock.Now().UnixMilli()}, "", nil)
 		}
 	}
 }

@@ -556,3 +556,59 @@ func TestStatusMovesWithResume(t *testing.T) {
 		t.Fatalf("presence after the resume on B: %v, want playing raid", got)
 	}
 }
+
+// TestPresenceManyFollowers: more sessions of a node than a small set
+// holds follow one user; each hears every change once, and those that
+// unfollowed or ended hear nothing more while the rest still do.
+func TestPresenceManyFollowers(t *testing.T) {
+	n := taisentest.StartNode(t, taisentest.Options{})
+	bob := join(t, n, "device-many-bob")
+	carol := join(t, n, "device-many-carol")
+	const count = 24
+	fans := make([]*player, count)
+	for i := range fans {
+		fans[i] = join(t, n, fmt.Sprintf("device-many-fan-%02d", i))
+		resp := &apiv1.FollowResponse{}
+		if err := fans[i].call("presence.follow", &apiv1.FollowRequest{UserIds: []string{bob.user, carol.user}}, resp); err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Presences) != 2 {
+			t.Fatalf("follow: %v", resp.Presences)
+		}
+	}
+	setStatus := func(p *player, activity string) {
+		t.Helper()
+		if err := p.call("presence.status.set", &apiv1.SetStatusRequest{Playing: true, Activity: activity}, &apiv1.SetStatusResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(ps []*player, user, activity string) {
+		t.Helper()
+		for i, p := range ps {
+			if pr := p.presenceNext(); pr.UserId != user || pr.Activity != activity {
+				t.Fatalf("follower %d: %v, want %s %s", i, pr, user, activity)
+			}
+		}
+	}
+	setStatus(bob, "first")
+	expect(fans, bob.user, "first")
+	// Eight unfollow bob, eight leave; carol stays followed by all.
+	unfollowed, left, stay := fans[:8], fans[8:16], fans[16:]
+	for _, p := range unfollowed {
+		if err := p.call("presence.unfollow", &apiv1.FollowRequest{UserIds: []string{bob.user}}, &apiv1.FollowResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range left {
+		if err := logout(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(bob, "second")
+	expect(stay, bob.user, "second")
+	for _, p := range unfollowed {
+		p.none()
+	}
+	setStatus(carol, "third")
+	expect(append(unfollowed, stay...), carol.user, "third")
+}

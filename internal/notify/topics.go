@@ -35,22 +35,29 @@ const subsSubject = "taisen.notify.subs"
 type topicIndex struct {
 	s  *Service
 	mu sync.Mutex
-	// topics: topic → session id → struct{}; guarded by mu.
-	topics map[string]map[string]struct{}
-	// subs: topic → the bus subscription, while topics[topic] is not
-	// empty; guarded by mu.
-	subs map[string]bus.Subscription
-	// sessions: session id → its topics; users: user → its sessions on
-	// this node. Guarded by mu.
+	// topics: topic → its local sessions and bus subscription, while it
+	// has local sessions; guarded by mu.
+	topics map[string]*localTopic
+	// sessions: session id → its topics (the names held by topics, so
+	// that each name is kept once); users: user → its sessions on this
+	// node. Guarded by mu.
 	sessions map[string][]string
 	users    map[string][]string
 	// control is the subscription to subsSubject.
 	control bus.Subscription
 }
 
+// localTopic is a topic some local sessions follow.
+type localTopic struct {
+	name     string
+	sessions map[string]struct{}
+	// sub is the subscription to the topic's subject (nil when it
+	// failed).
+	sub bus.Subscription
+}
+
 func newTopicIndex(s *Service) *topicIndex {
-	return &topicIndex{s: s, topics: make(map[string]map[string]struct{}), subs: make(map[string]bus.Subscription),
-		sessions: make(map[string][]string), users: make(map[string][]string)}
+	return &topicIndex{s: s, topics: make(map[string]*localTopic), sessions: make(map[string][]string), users: make(map[string][]string)}
 }
 
 func (x *topicIndex) start() error {
@@ -90,20 +97,20 @@ func (x *topicIndex) subscribe(session string, topics []string) {
 		return // ended meanwhile
 	}
 	for _, t := range topics {
-		m := x.topics[t]
-		if m == nil {
-			m = make(map[string]struct{})
-			x.topics[t] = m
+		lt := x.topics[t]
+		if lt == nil {
+			lt = &localTopic{name: t, sessions: make(map[string]struct{})}
+			x.topics[t] = lt
 			sub, err := x.s.bus.Subscribe(topicSubject(t), func(msg *bus.Msg) { x.s.onTopicItem(t, msg) })
 			if err != nil {
 				x.s.log.Error("listen to topic", "topic", t, "err", err)
 			} else {
-				x.subs[t] = sub
+				lt.sub = sub
 			}
 		}
-		if _, dup := m[session]; !dup {
-			m[session] = struct{}{}
-			x.sessions[session] = append(x.sessions[session], t)
+		if _, dup := lt.sessions[session]; !dup {
+			lt.sessions[session] = struct{}{}
+			x.sessions[session] = append(x.sessions[session], lt.name)
 		}
 	}
 }
@@ -140,16 +147,15 @@ func (x *topicIndex) remove(user, session string) {
 }
 
 func (x *topicIndex) dropLocked(session, topic string) {
-	m := x.topics[topic]
-	if m == nil {
+	lt := x.topics[topic]
+	if lt == nil {
 		return
 	}
-	delete(m, session)
-	if len(m) == 0 {
+	delete(lt.sessions, session)
+	if len(lt.sessions) == 0 {
 		delete(x.topics, topic)
-		if sub := x.subs[topic]; sub != nil {
-			_ = sub.Unsubscribe()
-			delete(x.subs, topic)
+		if lt.sub != nil {
+			_ = lt.sub.Unsubscribe()
 		}
 	}
 }
@@ -158,9 +164,12 @@ func (x *topicIndex) dropLocked(session, topic string) {
 func (x *topicIndex) local(topic string) []string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	m := x.topics[topic]
-	out := make([]string, 0, len(m))
-	for id := range m {
+	lt := x.topics[topic]
+	if lt == nil {
+		return nil
+	}
+	out := make([]string, 0, len(lt.sessions))
+	for id := range lt.sessions {
 		out = append(out, id)
 	}
 	return out
@@ -169,9 +178,11 @@ func (x *topicIndex) local(topic string) []string {
 func (x *topicIndex) close() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for t, sub := range x.subs {
-		_ = sub.Unsubscribe()
-		delete(x.subs, t)
+	for _, lt := range x.topics {
+		if lt.sub != nil {
+			_ = lt.sub.Unsubscribe()
+			lt.sub = nil
+		}
 	}
 	if x.control != nil {
 		_ = x.control.Unsubscribe()
