@@ -277,15 +277,12 @@ func (l *Listener) upgrade(c net.Conn, head, rest []byte) bool {
 		l.g.release(a)
 		return false
 	}
+	// The answer is the first thing written on the connection: it fits
+	// in the empty send buffer, so the write does not wait for the
+	// client and needs no deadline.
 	err := c.SetReadDeadline(time.Time{})
 	if err == nil {
-		err = c.SetWriteDeadline(time.Now().Add(handshakeWriteTimeout))
-	}
-	if err == nil {
 		_, err = c.Write(resp.b)
-	}
-	if err == nil {
-		err = c.SetWriteDeadline(time.Time{})
 	}
 	if err != nil {
 		l.g.release(a)
