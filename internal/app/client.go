@@ -23,7 +23,7 @@ const maxHeaderBytes = 32 << 10
 // reading a request and writing its reply, so a client trickling a body
 // cannot hold a goroutine; net/http clears those deadlines when /ws
 // hijacks the connection, so upgraded WebSockets live by the gateway's
-// own timers.
+// own timers. Most upgrades never reach it: see clientListener.
 func (a *App) clientServer() *http.Server {
 	t := a.cfg.HTTPTimeout
 	return &http.Server{

@@ -8,7 +8,8 @@
 // sessions. Socket operations are added through the RPC Registry; other
 // nodes reach this node's sessions over the bus.
 //
-// Files: gateway.go (lifecycle, upgrade), session.go (the session table,
+// Files: gateway.go (lifecycle, upgrade), listener.go and head.go (the
+// client listener's fast path: upgrades without net/http), session.go (the session table,
 // establish, resume, end), node.go (requests between nodes, Deliver,
 // Kick), sweep.go (timers), conn.go (a socket's state), read.go (frames
 // in), dispatch.go (state machine, limits, request handlers), write.go
@@ -76,7 +77,8 @@ const SessionsBucket = "sessions"
 
 // Gateway runs the realtime sessions of one node. Create it with New,
 // start it with Start, mount it (it is an http.Handler for the WebSocket
-// endpoint), and stop it with Drain and Close.
+// endpoint) and serve its client listener through Listen, and stop it
+// with Drain and Close.
 type Gateway struct {
 	cfg     Config
 	deps    Deps
