@@ -279,12 +279,9 @@ func (l *Listener) upgrade(c net.Conn, head, rest []byte) bool {
 	}
 	// The answer is the first thing written on the connection: it fits
 	// in the empty send buffer, so the write does not wait for the
-	// client and needs no deadline.
-	err := c.SetReadDeadline(time.Time{})
-	if err == nil {
-		_, err = c.Write(resp.b)
-	}
-	if err != nil {
+	// client and needs no deadline. The read deadline of the head is
+	// cleared by newConn, unless the socket is detached from c (closed).
+	if _, err := c.Write(resp.b); err != nil {
 		l.g.release(a)
 		_ = c.Close()
 		l.g.log.Debug("websocket upgrade failed", "remote", a.ip, "err", err)
