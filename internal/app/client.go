@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/apierr"
 	"github.com/taisen-dev/taisen/internal/auth"
+	"github.com/taisen-dev/taisen/internal/gateway"
 )
 
 // maxHeaderBytes bounds a request's header block on both listeners (a
@@ -21,12 +23,12 @@ const maxHeaderBytes = 32 << 10
 // reading a request and writing its reply, so a client trickling a body
 // cannot hold a goroutine; net/http clears those deadlines when /ws
 // hijacks the connection, so upgraded WebSockets live by the gateway's
-// own timers.
+// own timers. Most upgrades never reach it: see clientListener.
 func (a *App) clientServer() *http.Server {
 	t := a.cfg.HTTPTimeout
 	return &http.Server{
 		Handler:           a.clientMux(),
-		ReadHeaderTimeout: min(10*time.Second, t),
+		ReadHeaderTimeout: a.clientReadHeaderTimeout(),
 		ReadTimeout:       t,
 		WriteTimeout:      t,
 		IdleTimeout:       2 * time.Minute,
@@ -34,9 +36,29 @@ func (a *App) clientServer() *http.Server {
 	}
 }
 
+// clientReadHeaderTimeout bounds reading a request head on the client
+// listener, in net/http and in the gateway's WebSocket fast path.
+func (a *App) clientReadHeaderTimeout() time.Duration {
+	return min(10*time.Second, a.cfg.HTTPTimeout)
+}
+
+// wsPath is the WebSocket endpoint.
+const wsPath = "/ws"
+
+// clientListener puts the gateway's WebSocket fast path in front of the
+// client server: a plain upgrade of /ws is served without net/http, every
+// other request reaches the server unchanged. A TLS listener is left as it
+// is (its sockets take the goroutine engine and the net/http path).
+func (a *App) clientListener(ln net.Listener) net.Listener {
+	if a.cfg.TLSCert != "" {
+		return ln
+	}
+	return a.gw.Listen(ln, gateway.ListenerConfig{Path: wsPath, ReadHeaderTimeout: a.clientReadHeaderTimeout(), MaxHeaderBytes: maxHeaderBytes})
+}
+
 func (a *App) clientMux() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", a.gw)
+	mux.Handle("GET "+wsPath, a.gw)
 	path, h := auth.HTTPHandler(a.auth, connect.WithCompressMinBytes(compressMinBytes))
 	mux.Handle(path, h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })

@@ -322,6 +322,7 @@ func (r listenersRole) Start(ctx context.Context) error {
 		}
 		a.clientLn = tls.NewListener(a.clientLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
+	a.clientLn = a.clientListener(a.clientLn)
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 		return fmt.Errorf("admin listener %s (is another taisen running? choose --admin-addr): %w", cfg.AdminAddr, err)
 	}

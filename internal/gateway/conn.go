@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/taisen-dev/taisen/internal/wire"
 )
@@ -80,16 +81,20 @@ func (g *Gateway) newConn(nc net.Conn, f wire.Format) *conn {
 	c.lastRecv.Store(now)
 	if g.cfg.Engine == "epoll" {
 		// Set before the socket is shared with any other goroutine.
-		if snc, rc, err := detachSocket(nc); err == nil {
+		snc, rc, err := detachSocket(nc)
+		if err == nil {
 			c.nc, c.rc = snc, rc
-		} else {
-			g.log.Debug("socket kept as net.Conn", "err", err)
-			if sc, ok := nc.(syscall.Conn); ok {
-				if rc, err := sc.SyscallConn(); err == nil {
-					c.rc = rc
-				}
+			return c // nc is closed, with its deadlines
+		}
+		g.log.Debug("socket kept as net.Conn", "err", err)
+		if sc, ok := nc.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				c.rc = rc
 			}
 		}
 	}
+	// The socket lives by the gateway's timers, not the deadline its
+	// request head was read with.
+	_ = nc.SetReadDeadline(time.Time{})
 	return c
 }

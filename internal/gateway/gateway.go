@@ -8,7 +8,8 @@
 // sessions. Socket operations are added through the RPC Registry; other
 // nodes reach this node's sessions over the bus.
 //
-// Files: gateway.go (lifecycle, upgrade), session.go (the session table,
+// Files: gateway.go (lifecycle, upgrade), listener.go and head.go (the
+// client listener's fast path: upgrades without net/http), session.go (the session table,
 // establish, resume, end), node.go (requests between nodes, Deliver,
 // Kick), sweep.go (timers), conn.go (a socket's state), read.go (frames
 // in), dispatch.go (state machine, limits, request handlers), write.go
@@ -23,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,7 +77,8 @@ const SessionsBucket = "sessions"
 
 // Gateway runs the realtime sessions of one node. Create it with New,
 // start it with Start, mount it (it is an http.Handler for the WebSocket
-// endpoint), and stop it with Drain and Close.
+// endpoint) and serve its client listener through Listen, and stop it
+// with Drain and Close.
 type Gateway struct {
 	cfg     Config
 	deps    Deps
@@ -281,59 +284,24 @@ func (g *Gateway) Healthy() error {
 // ServeHTTP upgrades a request on the WebSocket endpoint. Query
 // parameters: format=json|proto, token=<session token> (authenticate
 // without a Hello), resume=<session id> and last_seq=<n> (with token).
+// The client listener's fast path (Listener) upgrades most sockets without
+// net/http; it hands every request it does not upgrade itself here.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !g.started.Load() || g.draining.Load() || g.closed.Load() || g.Healthy() != nil {
-		httpError(w, http.StatusServiceUnavailable, realtimev1.ErrorCode_ERROR_CODE_UNAVAILABLE, "node is draining: connect to another node", "1")
+	a, ref := g.admit(r.URL.Query(), r.Header.Values("Sec-WebSocket-Protocol"), remoteIP(r.RemoteAddr))
+	if ref != nil {
+		if ref.count != nil {
+			ref.count.Inc()
+		}
+		httpError(w, ref.status, ref.code, ref.msg, ref.retryAfter)
 		return
 	}
-	q := r.URL.Query()
-	offered := splitHeader(r.Header.Values("Sec-WebSocket-Protocol"))
-	format, sub, err := wire.FormatFromRequest(q, offered)
-	if err != nil {
-		httpError(w, http.StatusBadRequest, realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST, err.Error(), "")
-		return
-	}
-	var ident *Identity
-	var lastSeq uint64
-	resume := q.Get("resume")
-	if tok := q.Get("token"); tok != "" {
-		id, err := g.deps.Auth.VerifyToken(tok)
-		if err != nil {
-			e, _ := apierr.From(err)
-			httpError(w, http.StatusUnauthorized, e.Code, e.Message, "")
-			g.metrics.authFailures.Inc()
-			return
-		}
-		ident = &id
-		if v := q.Get("last_seq"); v != "" {
-			if lastSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
-				httpError(w, http.StatusBadRequest, realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST, "last_seq must be an unsigned integer", "")
-				return
-			}
-		}
-	} else if resume != "" {
-		httpError(w, http.StatusBadRequest, realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST, "resume needs token (or send resume_session_id in hello)", "")
-		return
-	}
-	ip := remoteIP(r.RemoteAddr)
-	if ident == nil {
-		// Sockets that have not authenticated cost memory and an auth
-		// timeout each: bound them in total and per address.
-		if err := g.unauth.acquire(ip); err != nil {
-			g.metrics.unauthRefused.Inc()
-			httpError(w, http.StatusTooManyRequests, realtimev1.ErrorCode_ERROR_CODE_RATE_LIMITED, err.Error(), "1")
-			return
-		}
-	}
-	up := ws.HTTPUpgrader{Timeout: 5 * time.Second}
-	if sub != "" {
-		up.Protocol = func(p string) bool { return p == sub }
+	up := ws.HTTPUpgrader{Timeout: handshakeWriteTimeout}
+	if a.sub != "" {
+		up.Protocol = func(p string) bool { return p == a.sub }
 	}
 	nc, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
-		if ident == nil {
-			g.unauth.release(ip)
-		}
+		g.release(a)
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -342,11 +310,100 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		buffered, _ = rw.Reader.Peek(rw.Reader.Buffered())
 		buffered = append([]byte(nil), buffered...)
 	}
-	c := g.newConn(nc, format)
-	if ident != nil {
+	g.accept(nc, buffered, a)
+}
+
+// handshakeWriteTimeout bounds writing the 101 answer of an upgrade.
+const handshakeWriteTimeout = 5 * time.Second
+
+// admission is an upgrade the gateway admitted: what the socket starts
+// with. An unauthenticated one holds a place among the unauthenticated
+// sockets of its address until accept or refuse takes it over.
+type admission struct {
+	format  wire.Format
+	sub     string // the subprotocol to echo, "" for none
+	ident   *Identity
+	resume  string
+	lastSeq uint64
+	ip      string
+}
+
+// refusal is why an upgrade is refused: the answer and the metric it
+// counts when given.
+type refusal struct {
+	status     int
+	code       realtimev1.ErrorCode
+	msg        string
+	retryAfter string
+	count      prometheus.Counter // nil: none
+}
+
+// admit runs every check an upgrade passes before the handshake, for
+// both ServeHTTP and the listener's fast path: the node takes sockets,
+// the format (query and offered subprotocols) is known, a ?token= is
+// valid, and an unauthenticated socket fits the caps. A refusal has no
+// effect (its metric is counted by whoever answers it); an admission of
+// an unauthenticated socket holds its place (accept or refuse releases
+// it).
+func (g *Gateway) admit(q url.Values, protocols []string, ip string) (admission, *refusal) {
+	if !g.started.Load() || g.draining.Load() || g.closed.Load() || g.Healthy() != nil {
+		return admission{}, &refusal{status: http.StatusServiceUnavailable, code: realtimev1.ErrorCode_ERROR_CODE_UNAVAILABLE, msg: "node is draining: connect to another node", retryAfter: "1"}
+	}
+	format, sub, err := wire.FormatFromRequest(q, splitHeader(protocols))
+	if err != nil {
+		return admission{}, badUpgrade(err.Error())
+	}
+	a := admission{format: format, sub: sub, resume: q.Get("resume"), ip: ip}
+	if tok := q.Get("token"); tok != "" {
+		id, err := g.deps.Auth.VerifyToken(tok)
+		if err != nil {
+			e, _ := apierr.From(err)
+			return admission{}, &refusal{status: http.StatusUnauthorized, code: e.Code, msg: e.Message, count: g.metrics.authFailures}
+		}
+		a.ident = &id
+		if v := q.Get("last_seq"); v != "" {
+			if a.lastSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return admission{}, badUpgrade("last_seq must be an unsigned integer")
+			}
+		}
+		return a, nil
+	}
+	if a.resume != "" {
+		return admission{}, badUpgrade("resume needs token (or send resume_session_id in hello)")
+	}
+	// Sockets that have not authenticated cost memory and an auth
+	// timeout each: bound them in total and per address.
+	if err := g.unauth.acquire(ip); err != nil {
+		return admission{}, &refusal{status: http.StatusTooManyRequests, code: realtimev1.ErrorCode_ERROR_CODE_RATE_LIMITED, msg: err.Error(), retryAfter: "1", count: g.metrics.unauthRefused}
+	}
+	return a, nil
+}
+
+func badUpgrade(msg string) *refusal {
+	return &refusal{status: http.StatusBadRequest, code: realtimev1.ErrorCode_ERROR_CODE_BAD_REQUEST, msg: msg}
+}
+
+// release gives back the place an unauthenticated admission holds.
+func (g *Gateway) release(a admission) {
+	if a.ident == nil {
+		g.unauth.release(a.ip)
+	}
+}
+
+// accept makes an upgraded connection a socket of the gateway and starts
+// reading it; buffered are bytes the client sent after its upgrade
+// request that were already read.
+func (g *Gateway) accept(nc net.Conn, buffered []byte, a admission) {
+	if rc, ok := nc.(*replayConn); ok {
+		// Handed over by the listener: what net/http did not read of the
+		// replayed bytes follows what it did.
+		nc, buffered = rc.Conn, append(buffered, rc.prefix...)
+	}
+	c := g.newConn(nc, a.format)
+	if a.ident != nil {
 		c.state = stateAuthing
 	} else {
-		c.unauthIP = ip
+		c.unauthIP = a.ip
 	}
 	g.conns.add(c)
 	g.metrics.accepted.Inc()
@@ -355,8 +412,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.readFailed()
 		return
 	}
-	if ident != nil {
-		id := *ident
+	if a.ident != nil {
+		id, resume, lastSeq := *a.ident, a.resume, a.lastSeq
 		c.startRequest(0, func(ctx context.Context) {
 			c.open(ctx, 0, id, resume, lastSeq, nil, false)
 		})
