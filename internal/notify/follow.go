@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -30,7 +29,7 @@ const presencePrefix = "taisen.presence."
 // presenceSubject is where the node holding a user's session announces
 // the user's presence changes. Nobody listening costs nothing: NATS routes
 // by interest, so only nodes with local followers (of anyone: see
-// followIndex) receive them.
+// index.follow) receive them.
 func presenceSubject(user string) string {
 	return presencePrefix + base64.RawURLEncoding.EncodeToString([]byte(user))
 }
@@ -39,248 +38,182 @@ func presenceSubject(user string) string {
 // user's presence subject.
 const presenceWildcard = presencePrefix + "*"
 
-// followIndex is the node's index of presence follows: followed user →
-// local follower sessions, with the last presence seen. While any local
-// session follows anyone, the node listens on every presence subject with
-// one subscription (a subscription per followed user cost about 4 KiB of
-// the node's memory each: a goroutine, the client's and the embedded
-// server's records) and keeps the announcements of the users followed
-// here.
-type followIndex struct {
-	s  *Service
-	mu sync.Mutex
-	// users: followed user → its followers here and its last presence.
-	users map[string]*followed
-	// follows: follower session → followed users (the keys of users).
-	follows map[string][]string
-	// sub listens on presenceWildcard while users is not empty.
-	sub bus.Subscription
-	// nodeIDs interns the node ids of followed users (a few distinct
-	// values); emptied when no one is followed.
-	nodeIDs map[string]string
-}
-
-// nodeLocked returns the interned copy of a node id.
-func (f *followIndex) nodeLocked(node string) string {
-	if id, ok := f.nodeIDs[node]; ok {
-		return id
-	}
-	f.nodeIDs[node] = node
-	return node
-}
-
-// followed is a followed user: the local sessions that follow it and the
-// last presence seen (state, activity, node).
-type followed struct {
-	user string
-	// sessions are the follower sessions while they are few; many holds
-	// them instead once there are more than maxFollowerSlice.
-	sessions []string
-	many     map[string]struct{}
-	state    apiv1.PresenceState
-	activity string
-	node     string
-}
-
-// maxFollowerSlice is the most follower sessions of one user kept in a
-// slice; a user followed by more sessions of the node gets a map.
-const maxFollowerSlice = 16
-
-// add adds a follower session; false when it followed already.
-func (f *followed) add(session string) bool {
-	if f.many != nil {
-		if _, ok := f.many[session]; ok {
-			return false
-		}
-		f.many[session] = struct{}{}
-		return true
-	}
-	if slices.Contains(f.sessions, session) {
-		return false
-	}
-	if len(f.sessions) < maxFollowerSlice {
-		f.sessions = append(f.sessions, session)
-		return true
-	}
-	f.many = make(map[string]struct{}, 2*maxFollowerSlice)
-	for _, id := range f.sessions {
-		f.many[id] = struct{}{}
-	}
-	f.sessions = nil
-	f.many[session] = struct{}{}
-	return true
-}
-
-// drop removes a follower session and reports whether none is left.
-func (f *followed) drop(session string) bool {
-	if f.many != nil {
-		delete(f.many, session)
-		return len(f.many) == 0
-	}
-	if i := slices.Index(f.sessions, session); i >= 0 {
-		last := len(f.sessions) - 1
-		f.sessions[i] = f.sessions[last]
-		f.sessions[last] = ""
-		f.sessions = f.sessions[:last]
-	}
-	return len(f.sessions) == 0
-}
-
-// followers returns the follower sessions.
-func (f *followed) followers() []string {
-	if f.many == nil {
-		return slices.Clone(f.sessions)
-	}
-	out := make([]string, 0, len(f.many))
-	for id := range f.many {
-		out = append(out, id)
-	}
-	return out
-}
-
-func newFollowIndex(s *Service) *followIndex {
-	return &followIndex{s: s, users: make(map[string]*followed), follows: make(map[string][]string), nodeIDs: make(map[string]string)}
-}
-
-// follow adds follows of session to users, with their current presence.
-func (f *followIndex) follow(session string, current []*apiv1.Presence, nodes []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.sub == nil && len(current) > 0 {
-		sub, err := f.s.bus.Subscribe(presenceWildcard, f.s.onPresence)
+// follow adds follows of a session of user to users, with their current
+// presence (nodes: the node of each online one). The session may not be
+// indexed yet: the gateway tells of it after its Welcome, and a follow
+// may come first.
+//
+// While any local session follows anyone, the node listens on every
+// presence subject with one subscription (a subscription per followed
+// user cost about 4 KiB of the node's memory each: a goroutine, the
+// client's and the embedded server's records) and keeps the
+// announcements of the users followed here.
+func (x *index) follow(user, session string, current []*apiv1.Presence, nodes []string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.presence == nil && len(current) > 0 {
+		sub, err := x.s.bus.Subscribe(presenceWildcard, x.s.onPresence)
 		if err != nil {
-			f.s.log.Error("listen to presence", "err", err)
+			x.s.log.Error("listen to presence", "err", err)
 		} else {
-			f.sub = sub
+			x.presence = sub
 		}
 	}
+	ls := x.sessionLocked(user, session, true)
+	if ls.follows == nil {
+		ls.follows = make([]member[localUser], 0, len(current))
+	}
+next:
 	for i, p := range current {
-		fu := f.users[p.UserId]
-		if fu == nil {
-			fu = &followed{user: p.UserId, state: p.State, activity: p.Activity, node: f.nodeLocked(nodes[i])}
-			f.users[fu.user] = fu
-		}
-		if fu.add(session) {
-			fs := f.follows[session]
-			if fs == nil {
-				fs = make([]string, 0, len(current))
+		for _, m := range ls.follows {
+			if m.of.id == p.UserId {
+				continue next
 			}
-			f.follows[session] = append(fs, fu.user)
+		}
+		fu := x.users[p.UserId]
+		if fu == nil {
+			fu = &localUser{id: p.UserId}
+			x.users[fu.id] = fu
+		}
+		if len(fu.followers) == 0 {
+			fu.state, fu.seen = p.State, x.seenLocked(p.Activity, nodes[i])
+			x.followed++
+		}
+		ls.follows = append(ls.follows, member[localUser]{of: fu, pos: int32(len(fu.followers))})
+		if len(fu.followers) < 16 {
+			// Most users have few followers here: grown to the size class
+			// of the next length, not doubled.
+			fu.followers = slices.Clip(fu.followers)
+		}
+		fu.followers = append(fu.followers, ls)
+	}
+	if len(ls.follows) == 0 {
+		ls.follows = nil
+		if !ls.attached {
+			x.removeLocked(x.users[user], ls)
 		}
 	}
-	f.stopLocked()
+	x.stopLocked()
 }
 
-// unfollow removes follows of session.
-func (f *followIndex) unfollow(session string, users []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// seenLocked returns the interned lastSeen of an activity and a node.
+func (x *index) seenLocked(activity, node string) *lastSeen {
+	if activity == "" && node == "" {
+		return noneSeen
+	}
+	k := lastSeen{activity, node}
+	if have, ok := x.seen[k]; ok {
+		return have
+	}
+	ls := &k
+	if len(x.seen) < maxInterned {
+		x.seen[k] = ls
+	}
+	return ls
+}
+
+// unfollow removes follows of a session.
+func (x *index) unfollow(user, session string, users []string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ls := x.sessionLocked(user, session, false)
+	if ls == nil {
+		return
+	}
 	for _, u := range users {
-		f.dropLocked(session, u)
-		fs := f.follows[session]
-		for i, have := range fs {
-			if have == u {
-				f.follows[session] = append(fs[:i], fs[i+1:]...)
+		for i, m := range ls.follows {
+			if m.of.id == u {
+				x.unfollowLocked(ls, i)
 				break
 			}
 		}
 	}
-	if len(f.follows[session]) == 0 {
-		delete(f.follows, session)
+	if len(ls.follows) == 0 && !ls.attached {
+		x.removeLocked(x.users[user], ls)
 	}
-	f.stopLocked()
+	x.stopLocked()
 }
 
-// remove forgets an ended session's follows.
-func (f *followIndex) remove(session string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fs, ok := f.follows[session]
-	if !ok {
-		return
-	}
-	for _, u := range fs {
-		f.dropLocked(session, u)
-	}
-	delete(f.follows, session)
-	f.stopLocked()
-}
-
-func (f *followIndex) dropLocked(session, user string) {
-	fu := f.users[user]
-	if fu != nil && fu.drop(session) {
-		delete(f.users, user)
+// unfollowLocked takes ls out of the followers of its i-th followed user.
+func (x *index) unfollowLocked(ls *localSession, i int) {
+	m := ls.follows[i]
+	fu := m.of
+	fu.followers = dropMember(fu.followers, m.pos, func(moved *localSession) []member[localUser] { return moved.follows }, fu)
+	ls.follows = dropRef(ls.follows, i)
+	if len(fu.followers) == 0 {
+		x.followed--
+		fu.seen = nil
+		x.forgetLocked(fu)
 	}
 }
 
 // stopLocked stops listening once no one is followed.
-func (f *followIndex) stopLocked() {
-	if len(f.users) == 0 && f.sub != nil {
-		_ = f.sub.Unsubscribe()
-		f.sub = nil
+func (x *index) stopLocked() {
+	if x.followed > 0 {
+		return
 	}
-	if len(f.users) == 0 {
-		clear(f.nodeIDs)
+	if x.presence != nil {
+		_ = x.presence.Unsubscribe()
+		x.presence = nil
 	}
+	clear(x.seen)
 }
 
 // update records a presence and returns the follower sessions to tell,
 // or nil when nothing changed.
-func (f *followIndex) update(p *apiv1.Presence, node string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fu := f.users[p.UserId]
-	if fu == nil {
+func (x *index) update(p *apiv1.Presence, node string) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	fu := x.users[p.UserId]
+	if fu == nil || len(fu.followers) == 0 {
 		return nil
 	}
-	if fu.state == p.State && fu.activity == p.Activity {
+	if fu.state == p.State && fu.seen.activity == p.Activity {
 		// The same state heard twice (the login announcement racing the
 		// follow's own read): followers care about changes only.
 		return nil
 	}
-	fu.state, fu.activity, fu.node = p.State, p.Activity, f.nodeLocked(node)
-	return fu.followers()
+	fu.state, fu.seen = p.State, x.seenLocked(p.Activity, node)
+	out := make([]string, len(fu.followers))
+	for i, ls := range fu.followers {
+		out[i] = ls.id
+	}
+	return out
 }
 
 // onlineNodes returns the nodes of the followed users believed online,
 // each once.
-func (f *followIndex) onlineNodes() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (x *index) onlineNodes() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	var out []string
-	for _, fu := range f.users {
-		if fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE && !slices.Contains(out, fu.node) {
-			out = append(out, fu.node)
+	if x.followed == 0 {
+		return nil
+	}
+	for _, fu := range x.users {
+		if len(fu.followers) > 0 && fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE && !slices.Contains(out, fu.seen.node) {
+			out = append(out, fu.seen.node)
 		}
 	}
 	return out
 }
 
 // onlineOn returns the followed users believed online on one of nodes.
-func (f *followIndex) onlineOn(nodes []string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (x *index) onlineOn(nodes []string) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	var out []string
-	for u, fu := range f.users {
-		if fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE && slices.Contains(nodes, fu.node) {
+	for u, fu := range x.users {
+		if len(fu.followers) > 0 && fu.state != apiv1.PresenceState_PRESENCE_STATE_OFFLINE && slices.Contains(nodes, fu.seen.node) {
 			out = append(out, u)
 		}
 	}
 	return out
 }
 
-func (f *followIndex) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.sub != nil {
-		_ = f.sub.Unsubscribe()
-		f.sub = nil
-	}
-}
-
 // onPresence tells local followers about a presence change announced by
 // the user's node (on the user's subject: changes of users nobody here
-// follows are dropped by followIndex.update).
+// follows are dropped by index.update).
 func (s *Service) onPresence(msg *bus.Msg) {
 	enc, _ := strings.CutPrefix(msg.Subject, presencePrefix)
 	b, err := base64.RawURLEncoding.DecodeString(enc)
@@ -295,7 +228,7 @@ func (s *Service) onPresence(msg *bus.Msg) {
 }
 
 func (s *Service) tellFollowers(p *apiv1.Presence, node string, payload []byte) {
-	sessions := s.follows.update(p, node)
+	sessions := s.idx.update(p, node)
 	if len(sessions) == 0 {
 		return
 	}
@@ -333,7 +266,7 @@ func (s *Service) watchNodes() {
 			return
 		case <-t.C():
 		}
-		nodes := s.follows.onlineNodes()
+		nodes := s.idx.onlineNodes()
 		if len(nodes) == 0 {
 			continue
 		}
@@ -351,7 +284,7 @@ func (s *Service) watchNodes() {
 		if len(dead) == 0 {
 			continue
 		}
-		for _, u := range s.follows.onlineOn(dead) {
+		for _, u := range s.idx.onlineOn(dead) {
 			s.tellFollowers(&apiv1.Presence{UserId: u, State: apiv1.PresenceState_PRESENCE_STATE_OFFLINE, SinceMs: s.clock.Now().UnixMilli()}, "", nil)
 		}
 	}
@@ -366,7 +299,7 @@ func (s *Service) Follow(ctx context.Context, call gateway.Call, req *apiv1.Foll
 	if err != nil {
 		return nil, err
 	}
-	s.follows.follow(call.SessionID, ps, nodes)
+	s.idx.follow(call.UserID, call.SessionID, ps, nodes)
 	return &apiv1.FollowResponse{Presences: ps}, nil
 }
 
@@ -375,6 +308,6 @@ func (s *Service) Unfollow(_ context.Context, call gateway.Call, req *apiv1.Foll
 	if len(req.UserIds) == 0 || len(req.UserIds) > 100 {
 		return nil, apierr.BadRequest("user_ids: 1 to 100")
 	}
-	s.follows.unfollow(call.SessionID, req.UserIds)
+	s.idx.unfollow(call.UserID, call.SessionID, req.UserIds)
 	return &apiv1.FollowResponse{}, nil
 }

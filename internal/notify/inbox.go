@@ -123,7 +123,7 @@ func (s *Service) login(ctx context.Context, job loginJob, pending store.Pending
 	if len(topics) == 0 {
 		return nil
 	}
-	s.idx.subscribe(job.session, topics)
+	s.idx.subscribe(job.user, job.session, topics)
 	if !job.fresh {
 		return nil
 	}

@@ -113,8 +113,7 @@ type Service struct {
 
 	logins    chan loginJob
 	acks      chan ackJob
-	idx       *topicIndex
-	follows   *followIndex
+	idx       *index
 	metrics   *metrics
 	liveNodes func(ctx context.Context) (map[string]bool, error)
 	nodeID    string
@@ -134,8 +133,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	cfg = cfg.withDefaults()
 	s := &Service{cfg: cfg, gw: deps.Gateway, st: deps.Store, bus: deps.Bus, log: deps.Logger, clock: deps.Clock,
 		logins: make(chan loginJob, 4096), acks: make(chan ackJob, 4096)}
-	s.idx = newTopicIndex(s)
-	s.follows = newFollowIndex(s)
+	s.idx = newIndex(s)
 	s.liveNodes, s.nodeID = deps.LiveNodes, deps.NodeID
 	s.metrics = newMetrics(deps.Metrics)
 	return s, nil
@@ -183,7 +181,6 @@ func (s *Service) Stop() {
 	}
 	s.cancel()
 	s.idx.close()
-	s.follows.close()
 	s.wg.Wait()
 }
 
@@ -207,7 +204,6 @@ func (s *Service) OnSession(ev gateway.SessionEvent) {
 		}
 	case gateway.SessionEnded:
 		s.idx.remove(ev.UserID, ev.SessionID)
-		s.follows.remove(ev.SessionID)
 		switch ev.Cause {
 		case gateway.EndLogout, gateway.EndKicked, gateway.EndExpired:
 			// Over for good (a replaced or moved session lives on and its

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"slices"
-	"sync"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
@@ -29,166 +27,6 @@ func topicSubject(topic string) string {
 // node, which applies them to its local sessions.
 const subsSubject = "taisen.notify.subs"
 
-// topicIndex is the node's in-memory index of who follows which topic:
-// topic → local sessions, kept while sessions live. The node listens on a
-// topic's subject only while it has a local subscriber.
-type topicIndex struct {
-	s  *Service
-	mu sync.Mutex
-	// topics: topic → its local sessions and bus subscription, while it
-	// has local sessions; guarded by mu.
-	topics map[string]*localTopic
-	// sessions: session id → its topics (the names held by topics, so
-	// that each name is kept once); users: user → its sessions on this
-	// node. Guarded by mu.
-	sessions map[string][]string
-	users    map[string][]string
-	// control is the subscription to subsSubject.
-	control bus.Subscription
-}
-
-// localTopic is a topic some local sessions follow.
-type localTopic struct {
-	name     string
-	sessions map[string]struct{}
-	// sub is the subscription to the topic's subject (nil when it
-	// failed).
-	sub bus.Subscription
-}
-
-func newTopicIndex(s *Service) *topicIndex {
-	return &topicIndex{s: s, topics: make(map[string]*localTopic), sessions: make(map[string][]string), users: make(map[string][]string)}
-}
-
-func (x *topicIndex) start() error {
-	sub, err := x.s.bus.Subscribe(subsSubject, x.s.onSubsChange)
-	if err != nil {
-		return err
-	}
-	x.control = sub
-	return nil
-}
-
-// addSession records a live session of a user on this node; false when
-// it was known already.
-func (x *topicIndex) addSession(user, session string) bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if _, ok := x.sessions[session]; ok {
-		return false
-	}
-	x.users[user] = append(x.users[user], session)
-	x.sessions[session] = nil
-	return true
-}
-
-// sessionsOf returns the user's sessions on this node.
-func (x *topicIndex) sessionsOf(user string) []string {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return slices.Clone(x.users[user])
-}
-
-// subscribe adds topics to a session of this node.
-func (x *topicIndex) subscribe(session string, topics []string) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if _, ok := x.sessions[session]; !ok {
-		return // ended meanwhile
-	}
-	for _, t := range topics {
-		lt := x.topics[t]
-		if lt == nil {
-			lt = &localTopic{name: t, sessions: make(map[string]struct{})}
-			x.topics[t] = lt
-			sub, err := x.s.bus.Subscribe(topicSubject(t), func(msg *bus.Msg) { x.s.onTopicItem(t, msg) })
-			if err != nil {
-				x.s.log.Error("listen to topic", "topic", t, "err", err)
-			} else {
-				lt.sub = sub
-			}
-		}
-		if _, dup := lt.sessions[session]; !dup {
-			lt.sessions[session] = struct{}{}
-			x.sessions[session] = append(x.sessions[session], lt.name)
-		}
-	}
-}
-
-// unsubscribe removes topics from a session.
-func (x *topicIndex) unsubscribe(session string, topics []string) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, t := range topics {
-		x.dropLocked(session, t)
-		ts := x.sessions[session]
-		for i, have := range ts {
-			if have == t {
-				x.sessions[session] = append(ts[:i], ts[i+1:]...)
-				break
-			}
-		}
-	}
-}
-
-// remove forgets an ended session: local bookkeeping only.
-func (x *topicIndex) remove(user, session string) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, t := range x.sessions[session] {
-		x.dropLocked(session, t)
-	}
-	delete(x.sessions, session)
-	if ids := slices.DeleteFunc(x.users[user], func(id string) bool { return id == session }); len(ids) == 0 {
-		delete(x.users, user)
-	} else {
-		x.users[user] = ids
-	}
-}
-
-func (x *topicIndex) dropLocked(session, topic string) {
-	lt := x.topics[topic]
-	if lt == nil {
-		return
-	}
-	delete(lt.sessions, session)
-	if len(lt.sessions) == 0 {
-		delete(x.topics, topic)
-		if lt.sub != nil {
-			_ = lt.sub.Unsubscribe()
-		}
-	}
-}
-
-// local returns the sessions of this node following topic.
-func (x *topicIndex) local(topic string) []string {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	lt := x.topics[topic]
-	if lt == nil {
-		return nil
-	}
-	out := make([]string, 0, len(lt.sessions))
-	for id := range lt.sessions {
-		out = append(out, id)
-	}
-	return out
-}
-
-func (x *topicIndex) close() {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, lt := range x.topics {
-		if lt.sub != nil {
-			_ = lt.sub.Unsubscribe()
-			lt.sub = nil
-		}
-	}
-	if x.control != nil {
-		_ = x.control.Unsubscribe()
-	}
-}
-
 // onTopicItem fans a published item out to the local subscribers: the
 // bus message's data is the Notification, pushed unchanged.
 func (s *Service) onTopicItem(topic string, msg *bus.Msg) {
@@ -211,19 +49,18 @@ func (s *Service) onSubsChange(msg *bus.Msg) {
 	}
 	var sessions []string
 	for _, u := range ch.UserIds {
-		sessions = append(sessions, s.idx.sessionsOf(u)...)
-	}
-	if len(sessions) == 0 {
-		return
-	}
-	if !ch.Subscribe {
-		for _, id := range sessions {
-			s.idx.unsubscribe(id, []string{ch.Topic})
+		ids := s.idx.sessionsOf(u)
+		for _, id := range ids {
+			if ch.Subscribe {
+				s.idx.subscribe(u, id, []string{ch.Topic})
+			} else {
+				s.idx.unsubscribe(u, id, []string{ch.Topic})
+			}
 		}
-		return
+		sessions = append(sessions, ids...)
 	}
-	for _, id := range sessions {
-		s.idx.subscribe(id, []string{ch.Topic})
+	if len(sessions) == 0 || !ch.Subscribe {
+		return
 	}
 	if err := s.pushRetained(s.ctx, sessions, []string{ch.Topic}, s.clock.Now()); err != nil {
 		s.log.Warn("retained items on subscribe", "topic", ch.Topic, "err", err)
