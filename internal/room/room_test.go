@@ -183,11 +183,18 @@ func TestDisconnectGraceReconnectAndExpiry(t *testing.T) {
 	if _, err := e.m.Join(ctx, c.Tickets[0].Ticket, "alice"); !errors.Is(err, ErrLeft) {
 		t.Fatalf("join after the grace: %v, want ErrLeft", err)
 	}
+	if mine := e.m.Mine("bob"); len(mine) != 1 || mine[0].Room != c.Room {
+		t.Fatalf("bob's rooms %+v", mine)
+	}
+	// The last player leaves: the game does not end the room, the runtime does.
 	if err := e.m.Leave(ctx, c.Room, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	if mine := e.m.Mine("bob"); len(mine) != 1 || mine[0].Room != c.Room {
-		t.Fatalf("bob's rooms %+v", mine) // the room still runs: the game did not end it
+	if res := e.sink.wait(t); res.Status != StatusAbandoned || res.Reason != "every player left" {
+		t.Fatalf("result %+v", res)
+	}
+	if mine := e.m.Mine("bob"); len(mine) != 0 {
+		t.Fatalf("bob's rooms after the end %+v", mine)
 	}
 }
 

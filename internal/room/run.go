@@ -323,7 +323,7 @@ func (r *room) runDue(now time.Duration) (Result, bool) {
 
 // apply applies one entry at room clock at. It returns the result when the
 // room ended. user is the player to tell about a rejection.
-func (r *room) apply(at time.Duration, in game.Input, user string) (Result, bool) {
+func (r *room) apply(at time.Duration, in game.Input, user string) (res Result, done bool) {
 	at = max(at, r.lastAt)
 	if at == r.instantAt && r.seq > 0 {
 		r.instantN++
@@ -354,6 +354,13 @@ func (r *room) apply(at time.Duration, in game.Input, user string) (Result, bool
 		return r.finish(StatusError, nil, fmt.Sprintf("the game failed: %v", err)), true
 	}
 	r.m.metrics.applied.Inc()
+	if in.Kind == game.InputLeft && in.Reason.Gone() && r.allGone() {
+		defer func() {
+			if !r.ended {
+				res, done = r.finish(StatusAbandoned, nil, "every player left"), true
+			}
+		}()
+	}
 	for _, f := range fx {
 		switch f.Kind {
 		case game.EffectSend:
@@ -366,6 +373,15 @@ func (r *room) apply(at time.Duration, in game.Input, user string) (Result, bool
 		}
 	}
 	return Result{}, false
+}
+
+func (r *room) allGone() bool {
+	for _, s := range r.seats {
+		if s.state != SeatGone {
+			return false
+		}
+	}
+	return true
 }
 
 // audience resolves an effect's audience to user ids: seats that joined
