@@ -418,6 +418,38 @@ func (m *Manager) Join(ctx context.Context, token, user string) (JoinInfo, error
 	return rep.join, nil
 }
 
+// Rejoin is Join without a ticket for a player who joined roomID before:
+// it takes the seat back after a disconnect.
+func (m *Manager) Rejoin(ctx context.Context, roomID, user string) (JoinInfo, error) {
+	r, err := m.room(roomID)
+	if err != nil {
+		return JoinInfo{}, err
+	}
+	seat, ok := r.seatOf[user]
+	if !ok {
+		return JoinInfo{}, fmt.Errorf("rejoin %s: %w", roomID, ErrNotPlayer)
+	}
+	rep, err := r.call(ctx, msg{kind: msgRejoin, user: user, seat: seat})
+	if err != nil {
+		return JoinInfo{}, fmt.Errorf("rejoin %s: %w", roomID, err)
+	}
+	return rep.join, nil
+}
+
+// Returned tells every room of user that the user has a session again on
+// this node: a seat held within its grace is taken back.
+func (m *Manager) Returned(ctx context.Context, user string) {
+	for _, r := range m.roomsOf(user) {
+		seat, ok := r.seatOf[user]
+		if !ok {
+			continue
+		}
+		if _, err := r.call(ctx, msg{kind: msgReturn, user: user, seat: seat}); err != nil && !errors.Is(err, ErrNoRoom) {
+			m.log.Warn("room: return not delivered", "room", r.id, "user", user, "err", err)
+		}
+	}
+}
+
 // Leave takes user out of a room for good: game.Left(LeaveQuit) for a
 // player, removal for a spectator.
 func (m *Manager) Leave(ctx context.Context, roomID, user string) error {

@@ -176,6 +176,19 @@ func TestDisconnectGraceReconnectAndExpiry(t *testing.T) {
 	e.d.game(t, "bob", "in", "reconnected seat=0")
 	e.d.game(t, "alice", "in", "reconnected seat=0")
 
+	// A session back on this node takes the seat back by itself; a rejoin
+	// without a ticket does too.
+	e.m.Disconnected(ctx, "alice")
+	e.d.game(t, "bob", "in", "left seat=0 reason=disconnected")
+	e.m.Returned(ctx, "alice")
+	e.d.game(t, "bob", "in", "reconnected seat=0")
+	e.m.Disconnected(ctx, "alice")
+	e.d.game(t, "bob", "in", "left seat=0 reason=disconnected")
+	if info, err := e.m.Rejoin(ctx, c.Room, "alice"); err != nil || !info.Reconnect {
+		t.Fatalf("rejoin: %+v, %v", info, err)
+	}
+	e.d.game(t, "bob", "in", "reconnected seat=0")
+
 	e.m.Disconnected(ctx, "alice")
 	e.d.game(t, "bob", "in", "left seat=0 reason=disconnected")
 	e.clock.Advance(5 * time.Second)
@@ -205,6 +218,9 @@ func TestInputBeforeJoinIsRejected(t *testing.T) {
 	rej := e.d.wait(t, "alice", "a rejection", func(m Message) bool { return m.Kind == KindRejected })
 	if rej.Reason != "join the room before sending input" {
 		t.Fatalf("rejection %+v", rej)
+	}
+	if _, err := e.m.Rejoin(context.Background(), c.Room, "alice"); !errors.Is(err, ErrBadTicket) {
+		t.Fatalf("rejoin before the first join: %v, want ErrBadTicket", err)
 	}
 	if err := e.m.Input(c.Room, "mallory", "x", nil); !errors.Is(err, ErrNotPlayer) {
 		t.Fatalf("input from a stranger: %v", err)

@@ -19,6 +19,8 @@ const (
 	msgDisconnect
 	msgInspect
 	msgEnd
+	msgRejoin // a join without a ticket: not a first join
+	msgReturn // the user's session is back: only a disconnected seat changes
 )
 
 type msg struct {
@@ -431,6 +433,16 @@ func (r *room) handle(mm msg, at time.Duration) Result {
 		res, done = r.apply(at, game.Action(mm.seat, mm.typ, mm.payload), mm.user)
 	case msgJoin:
 		rep.join, res, done, rep.err = r.join(mm, at)
+	case msgRejoin:
+		if r.seats[mm.seat].state == SeatWaiting {
+			rep.err = fmt.Errorf("%w: join with your ticket first", ErrBadTicket)
+			break
+		}
+		rep.join, res, done, rep.err = r.join(mm, at)
+	case msgReturn:
+		if r.seats[mm.seat].state == SeatDisconnected {
+			rep.join, res, done, rep.err = r.join(mm, at)
+		}
 	case msgLeave:
 		if _, ok := r.spectators[mm.user]; ok {
 			delete(r.spectators, mm.user)
