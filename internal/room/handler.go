@@ -11,11 +11,11 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/taisen-dev/taisen/game"
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
-	"github.com/taisen-dev/taisen/game"
 	"github.com/taisen-dev/taisen/internal/apierr"
 	"github.com/taisen-dev/taisen/internal/gateway"
 )
