@@ -24,6 +24,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/taisen-dev/taisen/game"
 	"github.com/taisen-dev/taisen/internal/app"
 	"github.com/taisen-dev/taisen/internal/config"
 	"github.com/taisen-dev/taisen/internal/gateway"
@@ -47,8 +48,9 @@ type RPCFunc = gateway.RPCFunc
 
 // Server is a taisen node embedded in a program.
 type Server struct {
-	cfg Config
-	rpc *gateway.Registry
+	cfg   Config
+	rpc   *gateway.Registry
+	games game.Registry
 	// LogOutput receives the node's logs; os.Stderr when nil. Set it before
 	// Start.
 	LogOutput io.Writer
@@ -68,6 +70,15 @@ func New(cfg Config) (*Server, error) {
 // RegisterRPC adds a socket operation. Register before Start.
 func (s *Server) RegisterRPC(name string, fn RPCFunc) error { return s.rpc.Register(name, fn) }
 
+// RegisterGame adds a game that rooms on this server may run (created
+// with the admin RoomService by its name). Register before Start.
+func (s *Server) RegisterGame(g game.Game) error {
+	if g == nil {
+		return errors.New("taisen: register game: nil game")
+	}
+	return s.games.Register(g)
+}
+
 // Start opens the store and bus and binds the listeners; Run serves.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
@@ -75,7 +86,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.app != nil {
 		return errors.New("taisen: already started")
 	}
-	a, err := app.New(ctx, s.cfg, app.Options{LogOutput: s.LogOutput, RPC: s.rpc})
+	a, err := app.New(ctx, s.cfg, app.Options{LogOutput: s.LogOutput, RPC: s.rpc, Games: &s.games})
 	if err != nil {
 		return err
 	}
