@@ -44,8 +44,14 @@ func (r roomRole) Start(context.Context) error {
 		Clock:   a.opts.Clock,
 		Metrics: a.reg,
 		Logger:  log,
+		Bus:     a.bus,
+		NodeID:  a.cfg.NodeID,
 	})
 	if err != nil {
+		return err
+	}
+	if err := m.Listen(); err != nil {
+		_ = m.Close(context.Background())
 		return err
 	}
 	if err := m.RegisterOps(a.rpc); err != nil {

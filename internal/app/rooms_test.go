@@ -289,3 +289,104 @@ func TestRoomAdminAPI(t *testing.T) {
 		t.Fatalf("stored %+v, %v", res, err)
 	}
 }
+
+// TestRoomWithAPlayerOnAnotherNode: the room lives on node A; bob's
+// session lives on node B, which forwards his join, inputs, disconnect and
+// return to A over the bus; the room's messages reach him through B.
+func TestRoomWithAPlayerOnAnotherNode(t *testing.T) {
+	var games game.Registry
+	if err := games.Register(game.MustNew(tictactoe.Def)); err != nil {
+		t.Fatal(err)
+	}
+	url := taisentest.StartNATS(t)
+	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Games: &games})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a, Games: &games})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	login := func(n *taisentest.Node, device string) *roomPlayer {
+		c, err := client.New(n.ClientURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		s, err := c.Login(ctx, client.DeviceCredential(device, true), client.DialOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return &roomPlayer{t: t, s: s, user: s.Session().GetUserId()}
+	}
+	alice, bob := login(a, "device-2n-alice"), login(b, "device-2n-bob")
+
+	rooms := adminv1connect.NewRoomServiceClient(http.DefaultClient, a.AdminURL)
+	req := connect.NewRequest(&adminv1.CreateRoomRequest{Game: tictactoe.Name, UserIds: []string{alice.user, bob.user}})
+	req.Header().Set("Authorization", "Bearer "+a.ServerKey)
+	created, err := rooms.CreateRoom(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roomID := created.Msg.RoomId
+	var join apiv1.JoinRoomResponse
+	if err := alice.rpc(ctx, "room.join", &apiv1.JoinRoomRequest{Ticket: created.Msg.Tickets[0].Ticket}, &join); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.rpc(ctx, "room.join", &apiv1.JoinRoomRequest{Ticket: created.Msg.Tickets[1].Ticket}, &join); err != nil {
+		t.Fatalf("bob joins through node B: %v", err)
+	}
+	if join.Seat != 1 || join.Room.GetRoomId() != roomID || len(join.Room.GetPlayers()) != 2 {
+		t.Fatalf("bob's join %v", &join)
+	}
+	var mine apiv1.ListMyRoomsResponse
+	if err := bob.rpc(ctx, "room.list_mine", &apiv1.ListMyRoomsRequest{}, &mine); err != nil || len(mine.Rooms) != 1 || mine.Rooms[0].RoomId != roomID {
+		t.Fatalf("bob's rooms seen from node B: %v, %v", &mine, err)
+	}
+	alice.message("start")
+	bob.message("start")
+
+	alice.input(roomID, "move", `{"cell":0}`)
+	bob.message("moved")
+	bob.input(roomID, "move", `{"cell":3}`) // from node B to the room on A
+	alice.message("moved")
+	bob.message("moved")
+
+	// Bob's socket on B drops: A's room holds his seat...
+	_ = bob.s.Close()
+	inspect := func() string {
+		req := connect.NewRequest(&adminv1.InspectRoomRequest{RoomId: roomID})
+		req.Header().Set("Authorization", "Bearer "+a.ServerKey)
+		resp, err := rooms.InspectRoom(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Msg.Seats[1].State
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for inspect() != "disconnected" {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's seat is %q after his socket closed, want disconnected", inspect())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// ...and gives it back when he logs in again on B: the game sends him
+	// the board.
+	bob = login(b, "device-2n-bob")
+	if m := bob.message("board"); m.RoomId != roomID {
+		t.Fatalf("board %v", m)
+	}
+	for _, cell := range []string{"1", "4", "2"} {
+		if cell == "4" {
+			bob.input(roomID, "move", `{"cell":4}`)
+		} else {
+			alice.input(roomID, "move", `{"cell":`+cell+`}`)
+		}
+		bob.message("moved")
+	}
+	for _, p := range []*roomPlayer{alice, bob} {
+		var end apiv1.RoomEnded
+		p.push("room.ended", &end)
+		if end.Status != apiv1.RoomEndStatus_ROOM_END_STATUS_FINISHED || string(end.Result) != `{"winner":0,"reason":"line"}` {
+			t.Fatalf("%s: end %v", p.user, &end)
+		}
+	}
+}

@@ -95,13 +95,7 @@ func (m *Manager) opJoin(ctx context.Context, call gateway.Call, req *apiv1.Join
 	if err != nil {
 		return nil, apiError(err)
 	}
-	r, _ := m.room(info.Room)
-	ri := &apiv1.RoomInfo{RoomId: info.Room, Game: info.Game, Players: playersOf(info.Players)}
-	if r != nil {
-		ri = roomInfo(r.info())
-	}
-	return &apiv1.JoinRoomResponse{Room: ri, Seat: int32(info.Seat), Spectator: info.Spectating,
-		Reconnected: info.Reconnect, TickRate: uint32(info.TickRate)}, nil
+	return m.joinReply(info), nil
 }
 
 func (m *Manager) opLeave(ctx context.Context, call gateway.Call, req *apiv1.LeaveRoomRequest) (*apiv1.LeaveRoomResponse, error) {
@@ -111,9 +105,9 @@ func (m *Manager) opLeave(ctx context.Context, call gateway.Call, req *apiv1.Lea
 	return &apiv1.LeaveRoomResponse{}, nil
 }
 
-func (m *Manager) opListMine(_ context.Context, call gateway.Call, _ *apiv1.ListMyRoomsRequest) (*apiv1.ListMyRoomsResponse, error) {
+func (m *Manager) opListMine(ctx context.Context, call gateway.Call, _ *apiv1.ListMyRoomsRequest) (*apiv1.ListMyRoomsResponse, error) {
 	out := &apiv1.ListMyRoomsResponse{}
-	for _, i := range m.Mine(call.UserID) {
+	for _, i := range m.Mine(ctx, call.UserID) {
 		out.Rooms = append(out.Rooms, roomInfo(i))
 	}
 	return out, nil
@@ -132,12 +126,18 @@ func (m *Manager) onInput(_ context.Context, call gateway.Call) {
 		m.refuse(call.UserID, in.RoomId, in.Type, apiv1.RoomRejectCause_ROOM_REJECT_CAUSE_NOT_IN_ROOM, "room.input: payload is not a valid taisen.api.v1.RoomInput")
 		return
 	}
-	switch err := m.Input(in.RoomId, call.UserID, in.Type, in.Payload); {
+	m.refuseErr(call.UserID, in.RoomId, in.Type, m.Input(in.RoomId, call.UserID, in.Type, in.Payload))
+}
+
+// refuseErr tells a player why an input did not reach its room (nothing
+// for a nil error).
+func (m *Manager) refuseErr(user, roomID, typ string, err error) {
+	switch {
 	case err == nil:
 	case errors.Is(err, ErrBusy):
-		m.refuse(call.UserID, in.RoomId, in.Type, apiv1.RoomRejectCause_ROOM_REJECT_CAUSE_BUSY, "busy")
+		m.refuse(user, roomID, typ, apiv1.RoomRejectCause_ROOM_REJECT_CAUSE_BUSY, "busy")
 	default:
-		m.refuse(call.UserID, in.RoomId, in.Type, apiv1.RoomRejectCause_ROOM_REJECT_CAUSE_NOT_IN_ROOM, errMessage(err))
+		m.refuse(user, roomID, typ, apiv1.RoomRejectCause_ROOM_REJECT_CAUSE_NOT_IN_ROOM, errMessage(err))
 	}
 }
 

@@ -14,8 +14,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/taisen-dev/taisen/game"
+	clusterv1 "github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1"
+	"github.com/taisen-dev/taisen/internal/bus"
 	"github.com/taisen-dev/taisen/internal/clock"
 )
 
@@ -171,6 +174,11 @@ type Deps struct {
 	// Metrics registers the runtime's metrics; none when nil.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
+	// Bus and NodeID let players whose sessions live on other nodes play
+	// in this node's rooms, and this node's players in other nodes' rooms
+	// (Listen); without a bus the manager serves local players only.
+	Bus    bus.Bus
+	NodeID string
 }
 
 // Manager holds the active rooms of a node.
@@ -183,6 +191,11 @@ type Manager struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	metrics *metrics
+
+	bus    bus.Bus
+	nodeID string
+	sub    bus.Subscription
+	remote remoteIndex
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -211,6 +224,7 @@ func NewManager(cfg Config, deps Deps) (*Manager, error) {
 		cfg: cfg.withDefaults(), games: deps.Games, deliver: deps.Deliver, ended: deps.Ended,
 		secret: slices.Clone(deps.Secret), clock: deps.Clock, log: deps.Logger, metrics: newMetrics(deps.Metrics),
 		stop: make(chan struct{}), rooms: map[string]*room{}, byUser: map[string]map[string]*room{},
+		bus: deps.Bus, nodeID: deps.NodeID,
 	}, nil
 }
 
@@ -283,7 +297,7 @@ func (m *Manager) Create(req CreateRequest) (Created, error) {
 	out := Created{Room: r.id, Expires: exp}
 	for _, p := range players {
 		out.Tickets = append(out.Tickets, SeatTicket{User: p.UserID, Seat: p.Seat,
-			Ticket: EncodeTicket(m.secret, Ticket{Room: r.id, User: p.UserID, Seat: p.Seat, Expires: exp.Unix()})})
+			Ticket: EncodeTicket(m.secret, Ticket{Room: r.id, User: p.UserID, Seat: p.Seat, Expires: exp.Unix(), Node: m.nodeID})})
 	}
 	return out, nil
 }
@@ -299,7 +313,7 @@ func (m *Manager) SpectatorTicket(roomID, user string) (string, error) {
 		return "", fmt.Errorf("spectate %s: %w", roomID, ErrNoSpectators)
 	}
 	exp := m.clock.Now().Add(m.cfg.TicketTTL)
-	return EncodeTicket(m.secret, Ticket{Room: roomID, User: user, Seat: SpectatorSeat, Expires: exp.Unix()}), nil
+	return EncodeTicket(m.secret, Ticket{Room: roomID, User: user, Seat: SpectatorSeat, Expires: exp.Unix(), Node: m.nodeID}), nil
 }
 
 func (m *Manager) indexLocked(user string, r *room) {
@@ -354,6 +368,34 @@ func (m *Manager) room(id string) (*room, error) {
 // (itself, not wrapped) when the room's mailbox is full. A rejection by the game reaches the
 // player as a KindRejected message.
 func (m *Manager) Input(roomID, user, typ string, payload []byte) error {
+	if m.isRemote(roomID) {
+		if node, ok := m.remote.node(user, roomID); ok {
+			b, err := proto.Marshal(&clusterv1.RoomRequest{Op: clusterv1.RoomOp_ROOM_OP_INPUT, UserId: user, RoomId: roomID, Type: typ, Payload: payload})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+			defer cancel()
+			return m.bus.Publish(ctx, NodeSubject(node), b)
+		}
+	}
+	return m.localInput(roomID, user, typ, payload)
+}
+
+// isRemote reports whether roomID is not a room of this node.
+func (m *Manager) isRemote(roomID string) bool {
+	if m.bus == nil {
+		return false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.rooms[roomID] == nil
+}
+
+// remoteTimeout bounds a request to another node's rooms.
+const remoteTimeout = 5 * time.Second
+
+func (m *Manager) localInput(roomID, user, typ string, payload []byte) error {
 	r, err := m.room(roomID)
 	if err != nil {
 		return err
@@ -380,6 +422,8 @@ type JoinInfo struct {
 	TickRate   int
 	Reconnect  bool // the player came back within the grace
 	Spectating bool
+	Labels     map[string]string
+	Created    time.Time
 }
 
 // Join admits the holder of a ticket: user must be the ticket's user. A
@@ -387,6 +431,25 @@ type JoinInfo struct {
 // within the grace is game.Reconnected, a join while connected changes
 // nothing. A spectator's ticket adds a read-only member.
 func (m *Manager) Join(ctx context.Context, token, user string) (JoinInfo, error) {
+	t, err := DecodeTicket(m.secret, token, m.clock.Now())
+	if err != nil {
+		return JoinInfo{}, err
+	}
+	if t.User != user {
+		return JoinInfo{}, fmt.Errorf("%w: issued to another user", ErrBadTicket)
+	}
+	if t.Node != "" && t.Node != m.nodeID && m.bus != nil {
+		rep, err := m.remoteCall(ctx, t.Node, &clusterv1.RoomRequest{Op: clusterv1.RoomOp_ROOM_OP_JOIN, UserId: user, Ticket: token})
+		if err != nil {
+			return JoinInfo{}, fmt.Errorf("join %s: %w", t.Room, err)
+		}
+		m.remote.add(user, t.Room, t.Node)
+		return joinInfoOf(rep.Join), nil
+	}
+	return m.localJoin(ctx, token, user)
+}
+
+func (m *Manager) localJoin(ctx context.Context, token, user string) (JoinInfo, error) {
 	t, err := DecodeTicket(m.secret, token, m.clock.Now())
 	if err != nil {
 		return JoinInfo{}, err
@@ -421,6 +484,19 @@ func (m *Manager) Join(ctx context.Context, token, user string) (JoinInfo, error
 // Rejoin is Join without a ticket for a player who joined roomID before:
 // it takes the seat back after a disconnect.
 func (m *Manager) Rejoin(ctx context.Context, roomID, user string) (JoinInfo, error) {
+	if m.isRemote(roomID) {
+		if node, ok := m.remote.node(user, roomID); ok {
+			rep, err := m.remoteCall(ctx, node, &clusterv1.RoomRequest{Op: clusterv1.RoomOp_ROOM_OP_REJOIN, UserId: user, RoomId: roomID})
+			if err != nil {
+				return JoinInfo{}, fmt.Errorf("rejoin %s: %w", roomID, err)
+			}
+			return joinInfoOf(rep.Join), nil
+		}
+	}
+	return m.localRejoin(ctx, roomID, user)
+}
+
+func (m *Manager) localRejoin(ctx context.Context, roomID, user string) (JoinInfo, error) {
 	r, err := m.room(roomID)
 	if err != nil {
 		return JoinInfo{}, err
@@ -439,6 +515,20 @@ func (m *Manager) Rejoin(ctx context.Context, roomID, user string) (JoinInfo, er
 // Returned tells every room of user that the user has a session again on
 // this node: a seat held within its grace is taken back.
 func (m *Manager) Returned(ctx context.Context, user string) {
+	m.forwardAll(ctx, user, clusterv1.RoomOp_ROOM_OP_RETURNED)
+	m.localReturned(ctx, user)
+}
+
+// forwardAll tells the nodes of user's remote rooms about the user.
+func (m *Manager) forwardAll(ctx context.Context, user string, op clusterv1.RoomOp) {
+	for _, node := range m.remote.nodes(user) {
+		if _, err := m.remoteCall(ctx, node, &clusterv1.RoomRequest{Op: op, UserId: user}); err != nil {
+			m.log.Warn("room: not delivered to the room's node", "node", node, "op", op.String(), "user", user, "err", err)
+		}
+	}
+}
+
+func (m *Manager) localReturned(ctx context.Context, user string) {
 	for _, r := range m.roomsOf(user) {
 		seat, ok := r.seatOf[user]
 		if !ok {
@@ -453,6 +543,22 @@ func (m *Manager) Returned(ctx context.Context, user string) {
 // Leave takes user out of a room for good: game.Left(LeaveQuit) for a
 // player, removal for a spectator.
 func (m *Manager) Leave(ctx context.Context, roomID, user string) error {
+	if m.isRemote(roomID) {
+		if node, ok := m.remote.node(user, roomID); ok {
+			_, err := m.remoteCall(ctx, node, &clusterv1.RoomRequest{Op: clusterv1.RoomOp_ROOM_OP_LEAVE, UserId: user, RoomId: roomID})
+			if err == nil || errors.Is(err, ErrNoRoom) {
+				m.remote.remove(user, roomID)
+			}
+			if err != nil {
+				return fmt.Errorf("leave %s: %w", roomID, err)
+			}
+			return nil
+		}
+	}
+	return m.localLeave(ctx, roomID, user)
+}
+
+func (m *Manager) localLeave(ctx context.Context, roomID, user string) error {
 	r, err := m.room(roomID)
 	if err != nil {
 		return err
@@ -467,6 +573,11 @@ func (m *Manager) Leave(ctx context.Context, roomID, user string) error {
 // away: players keep their seat for the game's reconnect grace,
 // spectators are removed.
 func (m *Manager) Disconnected(ctx context.Context, user string) {
+	m.forwardAll(ctx, user, clusterv1.RoomOp_ROOM_OP_DISCONNECTED)
+	m.localDisconnected(ctx, user)
+}
+
+func (m *Manager) localDisconnected(ctx context.Context, user string) {
 	for _, r := range m.roomsOf(user) {
 		if _, err := r.call(ctx, msg{kind: msgDisconnect, user: user}); err != nil && !errors.Is(err, ErrNoRoom) {
 			m.log.Warn("room: disconnect not delivered", "room", r.id, "user", user, "err", err)
@@ -544,7 +655,39 @@ func compareStrings(a, b string) int {
 }
 
 // Mine returns the active rooms user plays in or watches, oldest first.
-func (m *Manager) Mine(user string) []Info {
+func (m *Manager) Mine(ctx context.Context, user string) []Info {
+	out := m.localMine(user)
+	for _, node := range m.remote.nodes(user) {
+		rep, err := m.remoteCall(ctx, node, &clusterv1.RoomRequest{Op: clusterv1.RoomOp_ROOM_OP_MINE, UserId: user})
+		if err != nil {
+			m.log.Warn("room: listing a user's rooms on another node", "node", node, "err", err)
+			continue
+		}
+		listed := map[string]bool{}
+		for _, ri := range rep.Rooms {
+			listed[ri.RoomId] = true
+			i := Info{Room: ri.RoomId, Game: ri.Game, Labels: ri.Labels, Created: time.UnixMilli(ri.CreatedAtMs)}
+			for _, p := range ri.Players {
+				i.Players = append(i.Players, game.Player{Seat: game.Seat(p.Seat), UserID: p.UserId})
+			}
+			out = append(out, i)
+		}
+		// Forget the rooms that ended there.
+		m.remote.mu.Lock()
+		for id, n := range m.remote.rooms[user] {
+			if n == node && !listed[id] {
+				delete(m.remote.rooms[user], id)
+			}
+		}
+		if len(m.remote.rooms[user]) == 0 {
+			delete(m.remote.rooms, user)
+		}
+		m.remote.mu.Unlock()
+	}
+	return out
+}
+
+func (m *Manager) localMine(user string) []Info {
 	rs := m.roomsOf(user)
 	out := make([]Info, len(rs))
 	for i, r := range rs {
@@ -618,6 +761,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	if !m.stopped {
 		m.stopped = true
 		close(m.stop)
+		if m.sub != nil {
+			_ = m.sub.Unsubscribe()
+		}
 	}
 	m.mu.Unlock()
 	done := make(chan struct{})

@@ -196,7 +196,7 @@ func TestDisconnectGraceReconnectAndExpiry(t *testing.T) {
 	if _, err := e.m.Join(ctx, c.Tickets[0].Ticket, "alice"); !errors.Is(err, ErrLeft) {
 		t.Fatalf("join after the grace: %v, want ErrLeft", err)
 	}
-	if mine := e.m.Mine("bob"); len(mine) != 1 || mine[0].Room != c.Room {
+	if mine := e.m.Mine(context.Background(), "bob"); len(mine) != 1 || mine[0].Room != c.Room {
 		t.Fatalf("bob's rooms %+v", mine)
 	}
 	// The last player leaves: the game does not end the room, the runtime does.
@@ -206,7 +206,7 @@ func TestDisconnectGraceReconnectAndExpiry(t *testing.T) {
 	if res := e.sink.wait(t); res.Status != StatusAbandoned || res.Reason != "every player left" {
 		t.Fatalf("result %+v", res)
 	}
-	if mine := e.m.Mine("bob"); len(mine) != 0 {
+	if mine := e.m.Mine(context.Background(), "bob"); len(mine) != 0 {
 		t.Fatalf("bob's rooms after the end %+v", mine)
 	}
 }
@@ -244,14 +244,14 @@ func TestSpectatorsWatchReadOnly(t *testing.T) {
 	if err := e.m.Input(c.Room, "sam", "cheat", nil); !errors.Is(err, ErrNotPlayer) {
 		t.Fatalf("spectator input: %v, want ErrNotPlayer", err)
 	}
-	if mine := e.m.Mine("sam"); len(mine) != 1 {
+	if mine := e.m.Mine(context.Background(), "sam"); len(mine) != 1 {
 		t.Fatalf("sam's rooms %+v", mine)
 	}
 	e.m.Disconnected(context.Background(), "sam")
 	e.input(t, c, "alice", "end", "done")
 	e.d.ended(t, "alice")
 	e.sink.wait(t)
-	if mine := e.m.Mine("sam"); len(mine) != 0 {
+	if mine := e.m.Mine(context.Background(), "sam"); len(mine) != 0 {
 		t.Fatalf("sam's rooms after the end %+v", mine)
 	}
 

@@ -495,7 +495,8 @@ func (r *room) handle(mm msg, at time.Duration) Result {
 }
 
 func (r *room) join(mm msg, at time.Duration) (JoinInfo, Result, bool, error) {
-	info := JoinInfo{Room: r.id, Game: r.game.Name(), Seat: mm.seat, Players: r.players, TickRate: r.settings.TickRate}
+	info := JoinInfo{Room: r.id, Game: r.game.Name(), Seat: mm.seat, Players: r.players, TickRate: r.settings.TickRate,
+		Labels: r.labels, Created: r.created}
 	if mm.seat == SpectatorSeat {
 		r.spectators[mm.user] = struct{}{}
 		info.Spectating = true

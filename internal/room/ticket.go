@@ -33,6 +33,9 @@ type Ticket struct {
 	Seat game.Seat `json:"s"`
 	// Expires is the expiry, Unix seconds.
 	Expires int64 `json:"e"`
+	// Node is the id of the node that runs the room ("" on a node
+	// without a cluster id).
+	Node string `json:"n,omitempty"`
 }
 
 // EncodeTicket signs t with secret (HMAC-SHA256) and returns the token:

@@ -22,6 +22,73 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RoomOp is what a RoomRequest asks.
+type RoomOp int32
+
+const (
+	RoomOp_ROOM_OP_UNSPECIFIED RoomOp = 0
+	RoomOp_ROOM_OP_JOIN        RoomOp = 1
+	RoomOp_ROOM_OP_REJOIN      RoomOp = 2
+	RoomOp_ROOM_OP_LEAVE       RoomOp = 3
+	RoomOp_ROOM_OP_INPUT       RoomOp = 4
+	// DISCONNECTED and RETURNED concern every room of the user on the node.
+	RoomOp_ROOM_OP_DISCONNECTED RoomOp = 5
+	RoomOp_ROOM_OP_RETURNED     RoomOp = 6
+	// MINE lists the user's rooms on the node.
+	RoomOp_ROOM_OP_MINE RoomOp = 7
+)
+
+// Enum value maps for RoomOp.
+var (
+	RoomOp_name = map[int32]string{
+		0: "ROOM_OP_UNSPECIFIED",
+		1: "ROOM_OP_JOIN",
+		2: "ROOM_OP_REJOIN",
+		3: "ROOM_OP_LEAVE",
+		4: "ROOM_OP_INPUT",
+		5: "ROOM_OP_DISCONNECTED",
+		6: "ROOM_OP_RETURNED",
+		7: "ROOM_OP_MINE",
+	}
+	RoomOp_value = map[string]int32{
+		"ROOM_OP_UNSPECIFIED":  0,
+		"ROOM_OP_JOIN":         1,
+		"ROOM_OP_REJOIN":       2,
+		"ROOM_OP_LEAVE":        3,
+		"ROOM_OP_INPUT":        4,
+		"ROOM_OP_DISCONNECTED": 5,
+		"ROOM_OP_RETURNED":     6,
+		"ROOM_OP_MINE":         7,
+	}
+)
+
+func (x RoomOp) Enum() *RoomOp {
+	p := new(RoomOp)
+	*p = x
+	return p
+}
+
+func (x RoomOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RoomOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_taisen_cluster_v1_room_proto_enumTypes[0].Descriptor()
+}
+
+func (RoomOp) Type() protoreflect.EnumType {
+	return &file_taisen_cluster_v1_room_proto_enumTypes[0]
+}
+
+func (x RoomOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RoomOp.Descriptor instead.
+func (RoomOp) EnumDescriptor() ([]byte, []int) {
+	return file_taisen_cluster_v1_room_proto_rawDescGZIP(), []int{0}
+}
+
 // RoomEndedEvent is published once per ended room, after its result is
 // stored, on the bus subject taisen.room.ended (wallet rewards and
 // leaderboards subscribe).
@@ -162,6 +229,170 @@ func (x *RoomEndedEvent) GetStored() bool {
 	return false
 }
 
+// RoomRequest reaches the node that runs a room from the node that holds
+// a player's session (bus subject taisen.room.node.<node id>): joins,
+// leaves and disconnects are requests, inputs are published without a
+// reply.
+type RoomRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Op    RoomOp                 `protobuf:"varint,1,opt,name=op,proto3,enum=taisen.cluster.v1.RoomOp" json:"op,omitempty"`
+	// user_id is the player (the session's user on the sending node).
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// ticket is the join ticket (JOIN).
+	Ticket string `protobuf:"bytes,3,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	RoomId string `protobuf:"bytes,4,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	// type and payload are the input (INPUT).
+	Type          string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
+	Payload       []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomRequest) Reset() {
+	*x = RoomRequest{}
+	mi := &file_taisen_cluster_v1_room_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomRequest) ProtoMessage() {}
+
+func (x *RoomRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_cluster_v1_room_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomRequest.ProtoReflect.Descriptor instead.
+func (*RoomRequest) Descriptor() ([]byte, []int) {
+	return file_taisen_cluster_v1_room_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RoomRequest) GetOp() RoomOp {
+	if x != nil {
+		return x.Op
+	}
+	return RoomOp_ROOM_OP_UNSPECIFIED
+}
+
+func (x *RoomRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RoomRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *RoomRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *RoomRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *RoomRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+// RoomReply answers a RoomRequest.
+type RoomReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// error_code is the client-facing code of a failure (0 for success),
+	// error_message its message.
+	ErrorCode    int32  `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,2,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// join is the answer to JOIN and REJOIN.
+	Join *v1.JoinRoomResponse `protobuf:"bytes,3,opt,name=join,proto3" json:"join,omitempty"`
+	// rooms is the answer to MINE.
+	Rooms         []*v1.RoomInfo `protobuf:"bytes,4,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomReply) Reset() {
+	*x = RoomReply{}
+	mi := &file_taisen_cluster_v1_room_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomReply) ProtoMessage() {}
+
+func (x *RoomReply) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_cluster_v1_room_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomReply.ProtoReflect.Descriptor instead.
+func (*RoomReply) Descriptor() ([]byte, []int) {
+	return file_taisen_cluster_v1_room_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RoomReply) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *RoomReply) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *RoomReply) GetJoin() *v1.JoinRoomResponse {
+	if x != nil {
+		return x.Join
+	}
+	return nil
+}
+
+func (x *RoomReply) GetRooms() []*v1.RoomInfo {
+	if x != nil {
+		return x.Rooms
+	}
+	return nil
+}
+
 var File_taisen_cluster_v1_room_proto protoreflect.FileDescriptor
 
 const file_taisen_cluster_v1_room_proto_rawDesc = "" +
@@ -183,7 +414,29 @@ const file_taisen_cluster_v1_room_proto_rawDesc = "" +
 	"\x06stored\x18\f \x01(\bR\x06stored\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\xc9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb0\x01\n" +
+	"\vRoomRequest\x12)\n" +
+	"\x02op\x18\x01 \x01(\x0e2\x19.taisen.cluster.v1.RoomOpR\x02op\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06ticket\x18\x03 \x01(\tR\x06ticket\x12\x17\n" +
+	"\aroom_id\x18\x04 \x01(\tR\x06roomId\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\x12\x18\n" +
+	"\apayload\x18\x06 \x01(\fR\apayload\"\xb3\x01\n" +
+	"\tRoomReply\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x01 \x01(\x05R\terrorCode\x12#\n" +
+	"\rerror_message\x18\x02 \x01(\tR\ferrorMessage\x123\n" +
+	"\x04join\x18\x03 \x01(\v2\x1f.taisen.api.v1.JoinRoomResponseR\x04join\x12-\n" +
+	"\x05rooms\x18\x04 \x03(\v2\x17.taisen.api.v1.RoomInfoR\x05rooms*\xaf\x01\n" +
+	"\x06RoomOp\x12\x17\n" +
+	"\x13ROOM_OP_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fROOM_OP_JOIN\x10\x01\x12\x12\n" +
+	"\x0eROOM_OP_REJOIN\x10\x02\x12\x11\n" +
+	"\rROOM_OP_LEAVE\x10\x03\x12\x11\n" +
+	"\rROOM_OP_INPUT\x10\x04\x12\x18\n" +
+	"\x14ROOM_OP_DISCONNECTED\x10\x05\x12\x14\n" +
+	"\x10ROOM_OP_RETURNED\x10\x06\x12\x10\n" +
+	"\fROOM_OP_MINE\x10\aB\xc9\x01\n" +
 	"\x15com.taisen.cluster.v1B\tRoomProtoP\x01Z?github.com/taisen-dev/taisen/gen/go/taisen/cluster/v1;clusterv1\xa2\x02\x03TCX\xaa\x02\x11Taisen.Cluster.V1\xca\x02\x11Taisen\\Cluster\\V1\xe2\x02\x1dTaisen\\Cluster\\V1\\GPBMetadata\xea\x02\x13Taisen::Cluster::V1b\x06proto3"
 
 var (
@@ -198,22 +451,31 @@ func file_taisen_cluster_v1_room_proto_rawDescGZIP() []byte {
 	return file_taisen_cluster_v1_room_proto_rawDescData
 }
 
-var file_taisen_cluster_v1_room_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_taisen_cluster_v1_room_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_taisen_cluster_v1_room_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_taisen_cluster_v1_room_proto_goTypes = []any{
-	(*RoomEndedEvent)(nil), // 0: taisen.cluster.v1.RoomEndedEvent
-	nil,                    // 1: taisen.cluster.v1.RoomEndedEvent.LabelsEntry
-	(v1.RoomEndStatus)(0),  // 2: taisen.api.v1.RoomEndStatus
-	(*v1.RoomPlayer)(nil),  // 3: taisen.api.v1.RoomPlayer
+	(RoomOp)(0),                 // 0: taisen.cluster.v1.RoomOp
+	(*RoomEndedEvent)(nil),      // 1: taisen.cluster.v1.RoomEndedEvent
+	(*RoomRequest)(nil),         // 2: taisen.cluster.v1.RoomRequest
+	(*RoomReply)(nil),           // 3: taisen.cluster.v1.RoomReply
+	nil,                         // 4: taisen.cluster.v1.RoomEndedEvent.LabelsEntry
+	(v1.RoomEndStatus)(0),       // 5: taisen.api.v1.RoomEndStatus
+	(*v1.RoomPlayer)(nil),       // 6: taisen.api.v1.RoomPlayer
+	(*v1.JoinRoomResponse)(nil), // 7: taisen.api.v1.JoinRoomResponse
+	(*v1.RoomInfo)(nil),         // 8: taisen.api.v1.RoomInfo
 }
 var file_taisen_cluster_v1_room_proto_depIdxs = []int32{
-	2, // 0: taisen.cluster.v1.RoomEndedEvent.status:type_name -> taisen.api.v1.RoomEndStatus
-	3, // 1: taisen.cluster.v1.RoomEndedEvent.players:type_name -> taisen.api.v1.RoomPlayer
-	1, // 2: taisen.cluster.v1.RoomEndedEvent.labels:type_name -> taisen.cluster.v1.RoomEndedEvent.LabelsEntry
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	5, // 0: taisen.cluster.v1.RoomEndedEvent.status:type_name -> taisen.api.v1.RoomEndStatus
+	6, // 1: taisen.cluster.v1.RoomEndedEvent.players:type_name -> taisen.api.v1.RoomPlayer
+	4, // 2: taisen.cluster.v1.RoomEndedEvent.labels:type_name -> taisen.cluster.v1.RoomEndedEvent.LabelsEntry
+	0, // 3: taisen.cluster.v1.RoomRequest.op:type_name -> taisen.cluster.v1.RoomOp
+	7, // 4: taisen.cluster.v1.RoomReply.join:type_name -> taisen.api.v1.JoinRoomResponse
+	8, // 5: taisen.cluster.v1.RoomReply.rooms:type_name -> taisen.api.v1.RoomInfo
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_taisen_cluster_v1_room_proto_init() }
@@ -226,13 +488,14 @@ func file_taisen_cluster_v1_room_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taisen_cluster_v1_room_proto_rawDesc), len(file_taisen_cluster_v1_room_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      1,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_taisen_cluster_v1_room_proto_goTypes,
 		DependencyIndexes: file_taisen_cluster_v1_room_proto_depIdxs,
+		EnumInfos:         file_taisen_cluster_v1_room_proto_enumTypes,
 		MessageInfos:      file_taisen_cluster_v1_room_proto_msgTypes,
 	}.Build()
 	File_taisen_cluster_v1_room_proto = out.File

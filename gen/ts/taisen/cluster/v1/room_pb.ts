@@ -2,9 +2,9 @@
 // @generated from file taisen/cluster/v1/room.proto (package taisen.cluster.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { RoomEndStatus, RoomPlayer } from "../../api/v1/room_pb";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { JoinRoomResponse, RoomEndStatus, RoomInfo, RoomPlayer } from "../../api/v1/room_pb";
 import { file_taisen_api_v1_room } from "../../api/v1/room_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taisen/cluster/v1/room.proto.
  */
 export const file_taisen_cluster_v1_room: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YWlzZW4vY2x1c3Rlci92MS9yb29tLnByb3RvEhF0YWlzZW4uY2x1c3Rlci52MSL0AgoOUm9vbUVuZGVkRXZlbnQSDwoHcm9vbV9pZBgBIAEoCRIMCgRnYW1lGAIgASgJEiwKBnN0YXR1cxgDIAEoDjIcLnRhaXNlbi5hcGkudjEuUm9vbUVuZFN0YXR1cxIOCgZyZXN1bHQYBCABKAwSDgoGcmVhc29uGAUgASgJEioKB3BsYXllcnMYBiADKAsyGS50YWlzZW4uYXBpLnYxLlJvb21QbGF5ZXISPQoGbGFiZWxzGAcgAygLMi0udGFpc2VuLmNsdXN0ZXIudjEuUm9vbUVuZGVkRXZlbnQuTGFiZWxzRW50cnkSDgoGaW5wdXRzGAggASgEEhUKDWNyZWF0ZWRfYXRfbXMYCSABKAMSEwoLZW5kZWRfYXRfbXMYCiABKAMSDwoHbm9kZV9pZBgLIAEoCRIOCgZzdG9yZWQYDCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AULJAQoVY29tLnRhaXNlbi5jbHVzdGVyLnYxQglSb29tUHJvdG9QAVo/Z2l0aHViLmNvbS90YWlzZW4tZGV2L3RhaXNlbi9nZW4vZ28vdGFpc2VuL2NsdXN0ZXIvdjE7Y2x1c3RlcnYxogIDVENYqgIRVGFpc2VuLkNsdXN0ZXIuVjHKAhFUYWlzZW5cQ2x1c3RlclxWMeICHVRhaXNlblxDbHVzdGVyXFYxXEdQQk1ldGFkYXRh6gITVGFpc2VuOjpDbHVzdGVyOjpWMWIGcHJvdG8z", [file_taisen_api_v1_room]);
+  fileDesc("Chx0YWlzZW4vY2x1c3Rlci92MS9yb29tLnByb3RvEhF0YWlzZW4uY2x1c3Rlci52MSL0AgoOUm9vbUVuZGVkRXZlbnQSDwoHcm9vbV9pZBgBIAEoCRIMCgRnYW1lGAIgASgJEiwKBnN0YXR1cxgDIAEoDjIcLnRhaXNlbi5hcGkudjEuUm9vbUVuZFN0YXR1cxIOCgZyZXN1bHQYBCABKAwSDgoGcmVhc29uGAUgASgJEioKB3BsYXllcnMYBiADKAsyGS50YWlzZW4uYXBpLnYxLlJvb21QbGF5ZXISPQoGbGFiZWxzGAcgAygLMi0udGFpc2VuLmNsdXN0ZXIudjEuUm9vbUVuZGVkRXZlbnQuTGFiZWxzRW50cnkSDgoGaW5wdXRzGAggASgEEhUKDWNyZWF0ZWRfYXRfbXMYCSABKAMSEwoLZW5kZWRfYXRfbXMYCiABKAMSDwoHbm9kZV9pZBgLIAEoCRIOCgZzdG9yZWQYDCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAQoLUm9vbVJlcXVlc3QSJQoCb3AYASABKA4yGS50YWlzZW4uY2x1c3Rlci52MS5Sb29tT3ASDwoHdXNlcl9pZBgCIAEoCRIOCgZ0aWNrZXQYAyABKAkSDwoHcm9vbV9pZBgEIAEoCRIMCgR0eXBlGAUgASgJEg8KB3BheWxvYWQYBiABKAwijQEKCVJvb21SZXBseRISCgplcnJvcl9jb2RlGAEgASgFEhUKDWVycm9yX21lc3NhZ2UYAiABKAkSLQoEam9pbhgDIAEoCzIfLnRhaXNlbi5hcGkudjEuSm9pblJvb21SZXNwb25zZRImCgVyb29tcxgEIAMoCzIXLnRhaXNlbi5hcGkudjEuUm9vbUluZm8qrwEKBlJvb21PcBIXChNST09NX09QX1VOU1BFQ0lGSUVEEAASEAoMUk9PTV9PUF9KT0lOEAESEgoOUk9PTV9PUF9SRUpPSU4QAhIRCg1ST09NX09QX0xFQVZFEAMSEQoNUk9PTV9PUF9JTlBVVBAEEhgKFFJPT01fT1BfRElTQ09OTkVDVEVEEAUSFAoQUk9PTV9PUF9SRVRVUk5FRBAGEhAKDFJPT01fT1BfTUlORRAHQskBChVjb20udGFpc2VuLmNsdXN0ZXIudjFCCVJvb21Qcm90b1ABWj9naXRodWIuY29tL3RhaXNlbi1kZXYvdGFpc2VuL2dlbi9nby90YWlzZW4vY2x1c3Rlci92MTtjbHVzdGVydjGiAgNUQ1iqAhFUYWlzZW4uQ2x1c3Rlci5WMcoCEVRhaXNlblxDbHVzdGVyXFYx4gIdVGFpc2VuXENsdXN0ZXJcVjFcR1BCTWV0YWRhdGHqAhNUYWlzZW46OkNsdXN0ZXI6OlYxYgZwcm90bzM", [file_taisen_api_v1_room]);
 
 /**
  * RoomEndedEvent is published once per ended room, after its result is
@@ -98,4 +98,155 @@ export type RoomEndedEvent = Message<"taisen.cluster.v1.RoomEndedEvent"> & {
  */
 export const RoomEndedEventSchema: GenMessage<RoomEndedEvent> = /*@__PURE__*/
   messageDesc(file_taisen_cluster_v1_room, 0);
+
+/**
+ * RoomRequest reaches the node that runs a room from the node that holds
+ * a player's session (bus subject taisen.room.node.<node id>): joins,
+ * leaves and disconnects are requests, inputs are published without a
+ * reply.
+ *
+ * @generated from message taisen.cluster.v1.RoomRequest
+ */
+export type RoomRequest = Message<"taisen.cluster.v1.RoomRequest"> & {
+  /**
+   * @generated from field: taisen.cluster.v1.RoomOp op = 1;
+   */
+  op: RoomOp;
+
+  /**
+   * user_id is the player (the session's user on the sending node).
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * ticket is the join ticket (JOIN).
+   *
+   * @generated from field: string ticket = 3;
+   */
+  ticket: string;
+
+  /**
+   * @generated from field: string room_id = 4;
+   */
+  roomId: string;
+
+  /**
+   * type and payload are the input (INPUT).
+   *
+   * @generated from field: string type = 5;
+   */
+  type: string;
+
+  /**
+   * @generated from field: bytes payload = 6;
+   */
+  payload: Uint8Array;
+};
+
+/**
+ * Describes the message taisen.cluster.v1.RoomRequest.
+ * Use `create(RoomRequestSchema)` to create a new message.
+ */
+export const RoomRequestSchema: GenMessage<RoomRequest> = /*@__PURE__*/
+  messageDesc(file_taisen_cluster_v1_room, 1);
+
+/**
+ * RoomReply answers a RoomRequest.
+ *
+ * @generated from message taisen.cluster.v1.RoomReply
+ */
+export type RoomReply = Message<"taisen.cluster.v1.RoomReply"> & {
+  /**
+   * error_code is the client-facing code of a failure (0 for success),
+   * error_message its message.
+   *
+   * @generated from field: int32 error_code = 1;
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_message = 2;
+   */
+  errorMessage: string;
+
+  /**
+   * join is the answer to JOIN and REJOIN.
+   *
+   * @generated from field: taisen.api.v1.JoinRoomResponse join = 3;
+   */
+  join?: JoinRoomResponse | undefined;
+
+  /**
+   * rooms is the answer to MINE.
+   *
+   * @generated from field: repeated taisen.api.v1.RoomInfo rooms = 4;
+   */
+  rooms: RoomInfo[];
+};
+
+/**
+ * Describes the message taisen.cluster.v1.RoomReply.
+ * Use `create(RoomReplySchema)` to create a new message.
+ */
+export const RoomReplySchema: GenMessage<RoomReply> = /*@__PURE__*/
+  messageDesc(file_taisen_cluster_v1_room, 2);
+
+/**
+ * RoomOp is what a RoomRequest asks.
+ *
+ * @generated from enum taisen.cluster.v1.RoomOp
+ */
+export enum RoomOp {
+  /**
+   * @generated from enum value: ROOM_OP_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ROOM_OP_JOIN = 1;
+   */
+  JOIN = 1,
+
+  /**
+   * @generated from enum value: ROOM_OP_REJOIN = 2;
+   */
+  REJOIN = 2,
+
+  /**
+   * @generated from enum value: ROOM_OP_LEAVE = 3;
+   */
+  LEAVE = 3,
+
+  /**
+   * @generated from enum value: ROOM_OP_INPUT = 4;
+   */
+  INPUT = 4,
+
+  /**
+   * DISCONNECTED and RETURNED concern every room of the user on the node.
+   *
+   * @generated from enum value: ROOM_OP_DISCONNECTED = 5;
+   */
+  DISCONNECTED = 5,
+
+  /**
+   * @generated from enum value: ROOM_OP_RETURNED = 6;
+   */
+  RETURNED = 6,
+
+  /**
+   * MINE lists the user's rooms on the node.
+   *
+   * @generated from enum value: ROOM_OP_MINE = 7;
+   */
+  MINE = 7,
+}
+
+/**
+ * Describes the enum taisen.cluster.v1.RoomOp.
+ */
+export const RoomOpSchema: GenEnum<RoomOp> = /*@__PURE__*/
+  enumDesc(file_taisen_cluster_v1_room, 0);
 
