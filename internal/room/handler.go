@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -265,16 +266,41 @@ func (h adminHandler) fail(op string, err error) error {
 // Sender is the part of the gateway GatewayDeliverer uses.
 type Sender interface {
 	SendMany(ctx context.Context, userIDs []string, m gateway.Message) ([]uint64, []error)
+	PushLocal(sessionIDs []string, m gateway.Message) int
+	MulticastLocal(sessionIDs []string, m gateway.Message)
 }
 
 // GatewayDeliverer delivers room messages to users' sessions through the
-// gateway, wherever they live: game messages as pushes (or ephemeral
-// frames) of kind room.message with payload type taisen.api.v1.RoomMessage,
-// rejections as room.rejected, ends as room.ended.
+// gateway: game messages as pushes (or ephemeral frames) of kind
+// room.message with payload type taisen.api.v1.RoomMessage, rejections as
+// room.rejected, ends as room.ended. A user whose session it has seen on
+// this node (Track) gets a local send; any other user, and a local send
+// that found no live session, goes over the bus (SendMany) to the node
+// named by the user's session record.
 type GatewayDeliverer struct {
 	GW      Sender
 	Log     *slog.Logger
-	Timeout time.Duration // per delivery; 5s when zero
+	Timeout time.Duration // per delivery over the bus; 5s when zero
+
+	mu    sync.Mutex
+	local map[string]string // user -> session id on this node; guarded by mu
+}
+
+// Track follows this node's sessions (the gateway's lifecycle hook).
+func (d *GatewayDeliverer) Track(ev gateway.SessionEvent) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch ev.Kind {
+	case gateway.SessionAttached, gateway.SessionResumed:
+		if d.local == nil {
+			d.local = map[string]string{}
+		}
+		d.local[ev.UserID] = ev.SessionID
+	case gateway.SessionEnded:
+		if d.local[ev.UserID] == ev.SessionID {
+			delete(d.local, ev.UserID)
+		}
+	}
 }
 
 // Deliver implements Deliverer.
@@ -311,16 +337,41 @@ func (d *GatewayDeliverer) send(users []string, msg Message, cause apiv1.RoomRej
 		return
 	}
 	gm.Payload, gm.PayloadType = b, gateway.TypeName(body)
+
+	var remote, localUsers, localSessions []string
+	d.mu.Lock()
+	for _, u := range users {
+		if sid, ok := d.local[u]; ok {
+			localUsers, localSessions = append(localUsers, u), append(localSessions, sid)
+		} else {
+			remote = append(remote, u)
+		}
+	}
+	d.mu.Unlock()
+	if gm.Ephemeral {
+		if len(localSessions) > 0 {
+			d.GW.MulticastLocal(localSessions, gm)
+		}
+	} else {
+		for i := range localSessions {
+			if d.GW.PushLocal(localSessions[i:i+1], gm) == 0 {
+				remote = append(remote, localUsers[i]) // the session ended meanwhile: ask the cluster
+			}
+		}
+	}
+	if len(remote) == 0 {
+		return
+	}
 	timeout := d.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_, errs := d.GW.SendMany(ctx, users, gm)
+	_, errs := d.GW.SendMany(ctx, remote, gm)
 	for i, err := range errs {
 		if err != nil && !errors.Is(err, gateway.ErrOffline) && d.Log != nil {
-			d.Log.Warn("room: delivery failed", "room", msg.Room, "user", users[i], "kind", gm.Kind, "err", err)
+			d.Log.Warn("room: delivery failed", "room", msg.Room, "user", remote[i], "kind", gm.Kind, "err", err)
 		}
 	}
 }
@@ -329,6 +380,9 @@ func (d *GatewayDeliverer) send(users []string, msg Message, cause apiv1.RoomRej
 // is disconnected (the seat is held for the game's grace), and one whose
 // session is back (resumed, or a new login) takes the seat back.
 func (m *Manager) OnSession(ev gateway.SessionEvent) {
+	if t, ok := m.deliver.(interface{ Track(gateway.SessionEvent) }); ok {
+		t.Track(ev)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	switch ev.Kind {
