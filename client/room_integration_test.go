@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taisen-dev/taisen/examples/arena"
+	"github.com/taisen-dev/taisen/game"
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	apiv1 "github.com/taisen-dev/taisen/gen/go/taisen/api/v1"
-	"github.com/taisen-dev/taisen/game"
 	"github.com/taisen-dev/taisen/taisentest"
 )
 
