@@ -152,6 +152,30 @@ func TestTicTacToeRoomOverTheSocket(t *testing.T) {
 	if err := alice.rpc(ctx, "room.list_mine", &apiv1.ListMyRoomsRequest{}, &mine); err != nil || len(mine.Rooms) != 1 || mine.Rooms[0].RoomId != roomID {
 		t.Fatalf("alice's rooms %v, %v", &mine, err)
 	}
+
+	// Carol watches: a spectator ticket from the admin API, read-only.
+	cs, err := c.Login(ctx, client.DeviceCredential("device-room-carol", true), client.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	carol := &roomPlayer{t: t, s: cs, user: cs.Session().GetUserId()}
+	sreq := connect.NewRequest(&adminv1.SpectateRoomRequest{RoomId: roomID, UserId: carol.user})
+	sreq.Header().Set("Authorization", "Bearer "+n.ServerKey)
+	spec, err := rooms.SpectateRoom(ctx, sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join.Reset()
+	if err := carol.rpc(ctx, "room.join", &apiv1.JoinRoomRequest{Ticket: spec.Msg.Ticket}, &join); err != nil || !join.Spectator || join.Seat != -1 {
+		t.Fatalf("carol spectates: %v, %v", &join, err)
+	}
+	carol.input(roomID, "move", `{"cell":8}`)
+	var refused apiv1.RoomRejected
+	carol.push("room.rejected", &refused)
+	if refused.Cause != apiv1.RoomRejectCause_ROOM_REJECT_CAUSE_NOT_IN_ROOM {
+		t.Fatalf("a spectator's input: %v", &refused)
+	}
 	for _, p := range players {
 		if m := p.message("start"); string(m.Payload) != `{"turn":0,"turn_ms":30000}` || m.RoomId != roomID {
 			t.Fatalf("%s: start %v", p.user, m)
@@ -173,7 +197,10 @@ func TestTicTacToeRoomOverTheSocket(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range players {
+	for range 5 {
+		carol.message("moved")
+	}
+	for _, p := range append(players, carol) {
 		if m := p.message("over"); string(m.Payload) != `{"winner":0,"reason":"line"}` {
 			t.Fatalf("%s: over %s", p.user, m.Payload)
 		}

@@ -255,6 +255,17 @@ func (h adminHandler) EndRoom(ctx context.Context, req *connect.Request[adminv1.
 	return connect.NewResponse(&adminv1.EndRoomResponse{}), nil
 }
 
+func (h adminHandler) SpectateRoom(_ context.Context, req *connect.Request[adminv1.SpectateRoomRequest]) (*connect.Response[adminv1.SpectateRoomResponse], error) {
+	if req.Msg.UserId == "" {
+		return nil, apierr.ToConnect(apierr.BadRequest("user_id is empty"))
+	}
+	t, exp, err := h.m.spectatorTicket(req.Msg.RoomId, req.Msg.UserId)
+	if err != nil {
+		return nil, h.fail("spectate", err)
+	}
+	return connect.NewResponse(&adminv1.SpectateRoomResponse{Ticket: t, ExpiresAtMs: exp.UnixMilli()}), nil
+}
+
 func (h adminHandler) fail(op string, err error) error {
 	err = apiError(err)
 	if _, internal := apierr.From(err); internal {

@@ -305,15 +305,23 @@ func (m *Manager) Create(req CreateRequest) (Created, error) {
 // SpectatorTicket returns a ticket for user to watch room, when its game
 // allows spectators.
 func (m *Manager) SpectatorTicket(roomID, user string) (string, error) {
+	t, _, err := m.spectatorTicket(roomID, user)
+	return t, err
+}
+
+func (m *Manager) spectatorTicket(roomID, user string) (string, time.Time, error) {
 	r, err := m.room(roomID)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if !r.settings.Spectators {
-		return "", fmt.Errorf("spectate %s: %w", roomID, ErrNoSpectators)
+		return "", time.Time{}, fmt.Errorf("spectate %s: %w", roomID, ErrNoSpectators)
+	}
+	if user == "" {
+		return "", time.Time{}, fmt.Errorf("spectate %s: empty user id", roomID)
 	}
 	exp := m.clock.Now().Add(m.cfg.TicketTTL)
-	return EncodeTicket(m.secret, Ticket{Room: roomID, User: user, Seat: SpectatorSeat, Expires: exp.Unix(), Node: m.nodeID}), nil
+	return EncodeTicket(m.secret, Ticket{Room: roomID, User: user, Seat: SpectatorSeat, Expires: exp.Unix(), Node: m.nodeID}), exp, nil
 }
 
 func (m *Manager) indexLocked(user string, r *room) {

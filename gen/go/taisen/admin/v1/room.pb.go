@@ -619,6 +619,110 @@ func (*EndRoomResponse) Descriptor() ([]byte, []int) {
 	return file_taisen_admin_v1_room_proto_rawDescGZIP(), []int{9}
 }
 
+type SpectateRoomRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoomId        string                 `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpectateRoomRequest) Reset() {
+	*x = SpectateRoomRequest{}
+	mi := &file_taisen_admin_v1_room_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpectateRoomRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpectateRoomRequest) ProtoMessage() {}
+
+func (x *SpectateRoomRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_admin_v1_room_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpectateRoomRequest.ProtoReflect.Descriptor instead.
+func (*SpectateRoomRequest) Descriptor() ([]byte, []int) {
+	return file_taisen_admin_v1_room_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SpectateRoomRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *SpectateRoomRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type SpectateRoomResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ticket        string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	ExpiresAtMs   int64                  `protobuf:"varint,2,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpectateRoomResponse) Reset() {
+	*x = SpectateRoomResponse{}
+	mi := &file_taisen_admin_v1_room_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpectateRoomResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpectateRoomResponse) ProtoMessage() {}
+
+func (x *SpectateRoomResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_taisen_admin_v1_room_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpectateRoomResponse.ProtoReflect.Descriptor instead.
+func (*SpectateRoomResponse) Descriptor() ([]byte, []int) {
+	return file_taisen_admin_v1_room_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SpectateRoomResponse) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *SpectateRoomResponse) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
 var File_taisen_admin_v1_room_proto protoreflect.FileDescriptor
 
 const file_taisen_admin_v1_room_proto_rawDesc = "" +
@@ -670,13 +774,20 @@ const file_taisen_admin_v1_room_proto_rawDesc = "" +
 	"\x0eEndRoomRequest\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x11\n" +
-	"\x0fEndRoomResponse2\xe0\x02\n" +
+	"\x0fEndRoomResponse\"G\n" +
+	"\x13SpectateRoomRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"R\n" +
+	"\x14SpectateRoomResponse\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12\"\n" +
+	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs2\xbd\x03\n" +
 	"\vRoomService\x12U\n" +
 	"\n" +
 	"CreateRoom\x12\".taisen.admin.v1.CreateRoomRequest\x1a#.taisen.admin.v1.CreateRoomResponse\x12R\n" +
 	"\tListRooms\x12!.taisen.admin.v1.ListRoomsRequest\x1a\".taisen.admin.v1.ListRoomsResponse\x12X\n" +
 	"\vInspectRoom\x12#.taisen.admin.v1.InspectRoomRequest\x1a$.taisen.admin.v1.InspectRoomResponse\x12L\n" +
-	"\aEndRoom\x12\x1f.taisen.admin.v1.EndRoomRequest\x1a .taisen.admin.v1.EndRoomResponseB\xbb\x01\n" +
+	"\aEndRoom\x12\x1f.taisen.admin.v1.EndRoomRequest\x1a .taisen.admin.v1.EndRoomResponse\x12[\n" +
+	"\fSpectateRoom\x12$.taisen.admin.v1.SpectateRoomRequest\x1a%.taisen.admin.v1.SpectateRoomResponseB\xbb\x01\n" +
 	"\x13com.taisen.admin.v1B\tRoomProtoP\x01Z;github.com/taisen-dev/taisen/gen/go/taisen/admin/v1;adminv1\xa2\x02\x03TAX\xaa\x02\x0fTaisen.Admin.V1\xca\x02\x0fTaisen\\Admin\\V1\xe2\x02\x1bTaisen\\Admin\\V1\\GPBMetadata\xea\x02\x11Taisen::Admin::V1b\x06proto3"
 
 var (
@@ -691,39 +802,43 @@ func file_taisen_admin_v1_room_proto_rawDescGZIP() []byte {
 	return file_taisen_admin_v1_room_proto_rawDescData
 }
 
-var file_taisen_admin_v1_room_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_taisen_admin_v1_room_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_taisen_admin_v1_room_proto_goTypes = []any{
-	(*CreateRoomRequest)(nil),   // 0: taisen.admin.v1.CreateRoomRequest
-	(*CreateRoomResponse)(nil),  // 1: taisen.admin.v1.CreateRoomResponse
-	(*SeatTicket)(nil),          // 2: taisen.admin.v1.SeatTicket
-	(*ListRoomsRequest)(nil),    // 3: taisen.admin.v1.ListRoomsRequest
-	(*ListRoomsResponse)(nil),   // 4: taisen.admin.v1.ListRoomsResponse
-	(*InspectRoomRequest)(nil),  // 5: taisen.admin.v1.InspectRoomRequest
-	(*InspectRoomResponse)(nil), // 6: taisen.admin.v1.InspectRoomResponse
-	(*SeatState)(nil),           // 7: taisen.admin.v1.SeatState
-	(*EndRoomRequest)(nil),      // 8: taisen.admin.v1.EndRoomRequest
-	(*EndRoomResponse)(nil),     // 9: taisen.admin.v1.EndRoomResponse
-	nil,                         // 10: taisen.admin.v1.CreateRoomRequest.LabelsEntry
-	nil,                         // 11: taisen.admin.v1.ListRoomsRequest.LabelsEntry
-	(*v1.RoomInfo)(nil),         // 12: taisen.api.v1.RoomInfo
+	(*CreateRoomRequest)(nil),    // 0: taisen.admin.v1.CreateRoomRequest
+	(*CreateRoomResponse)(nil),   // 1: taisen.admin.v1.CreateRoomResponse
+	(*SeatTicket)(nil),           // 2: taisen.admin.v1.SeatTicket
+	(*ListRoomsRequest)(nil),     // 3: taisen.admin.v1.ListRoomsRequest
+	(*ListRoomsResponse)(nil),    // 4: taisen.admin.v1.ListRoomsResponse
+	(*InspectRoomRequest)(nil),   // 5: taisen.admin.v1.InspectRoomRequest
+	(*InspectRoomResponse)(nil),  // 6: taisen.admin.v1.InspectRoomResponse
+	(*SeatState)(nil),            // 7: taisen.admin.v1.SeatState
+	(*EndRoomRequest)(nil),       // 8: taisen.admin.v1.EndRoomRequest
+	(*EndRoomResponse)(nil),      // 9: taisen.admin.v1.EndRoomResponse
+	(*SpectateRoomRequest)(nil),  // 10: taisen.admin.v1.SpectateRoomRequest
+	(*SpectateRoomResponse)(nil), // 11: taisen.admin.v1.SpectateRoomResponse
+	nil,                          // 12: taisen.admin.v1.CreateRoomRequest.LabelsEntry
+	nil,                          // 13: taisen.admin.v1.ListRoomsRequest.LabelsEntry
+	(*v1.RoomInfo)(nil),          // 14: taisen.api.v1.RoomInfo
 }
 var file_taisen_admin_v1_room_proto_depIdxs = []int32{
-	10, // 0: taisen.admin.v1.CreateRoomRequest.labels:type_name -> taisen.admin.v1.CreateRoomRequest.LabelsEntry
+	12, // 0: taisen.admin.v1.CreateRoomRequest.labels:type_name -> taisen.admin.v1.CreateRoomRequest.LabelsEntry
 	2,  // 1: taisen.admin.v1.CreateRoomResponse.tickets:type_name -> taisen.admin.v1.SeatTicket
-	11, // 2: taisen.admin.v1.ListRoomsRequest.labels:type_name -> taisen.admin.v1.ListRoomsRequest.LabelsEntry
-	12, // 3: taisen.admin.v1.ListRoomsResponse.rooms:type_name -> taisen.api.v1.RoomInfo
-	12, // 4: taisen.admin.v1.InspectRoomResponse.room:type_name -> taisen.api.v1.RoomInfo
+	13, // 2: taisen.admin.v1.ListRoomsRequest.labels:type_name -> taisen.admin.v1.ListRoomsRequest.LabelsEntry
+	14, // 3: taisen.admin.v1.ListRoomsResponse.rooms:type_name -> taisen.api.v1.RoomInfo
+	14, // 4: taisen.admin.v1.InspectRoomResponse.room:type_name -> taisen.api.v1.RoomInfo
 	7,  // 5: taisen.admin.v1.InspectRoomResponse.seats:type_name -> taisen.admin.v1.SeatState
 	0,  // 6: taisen.admin.v1.RoomService.CreateRoom:input_type -> taisen.admin.v1.CreateRoomRequest
 	3,  // 7: taisen.admin.v1.RoomService.ListRooms:input_type -> taisen.admin.v1.ListRoomsRequest
 	5,  // 8: taisen.admin.v1.RoomService.InspectRoom:input_type -> taisen.admin.v1.InspectRoomRequest
 	8,  // 9: taisen.admin.v1.RoomService.EndRoom:input_type -> taisen.admin.v1.EndRoomRequest
-	1,  // 10: taisen.admin.v1.RoomService.CreateRoom:output_type -> taisen.admin.v1.CreateRoomResponse
-	4,  // 11: taisen.admin.v1.RoomService.ListRooms:output_type -> taisen.admin.v1.ListRoomsResponse
-	6,  // 12: taisen.admin.v1.RoomService.InspectRoom:output_type -> taisen.admin.v1.InspectRoomResponse
-	9,  // 13: taisen.admin.v1.RoomService.EndRoom:output_type -> taisen.admin.v1.EndRoomResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
+	10, // 10: taisen.admin.v1.RoomService.SpectateRoom:input_type -> taisen.admin.v1.SpectateRoomRequest
+	1,  // 11: taisen.admin.v1.RoomService.CreateRoom:output_type -> taisen.admin.v1.CreateRoomResponse
+	4,  // 12: taisen.admin.v1.RoomService.ListRooms:output_type -> taisen.admin.v1.ListRoomsResponse
+	6,  // 13: taisen.admin.v1.RoomService.InspectRoom:output_type -> taisen.admin.v1.InspectRoomResponse
+	9,  // 14: taisen.admin.v1.RoomService.EndRoom:output_type -> taisen.admin.v1.EndRoomResponse
+	11, // 15: taisen.admin.v1.RoomService.SpectateRoom:output_type -> taisen.admin.v1.SpectateRoomResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -740,7 +855,7 @@ func file_taisen_admin_v1_room_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_taisen_admin_v1_room_proto_rawDesc), len(file_taisen_admin_v1_room_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taisen/admin/v1/room.proto.
  */
 export const file_taisen_admin_v1_room: GenFile = /*@__PURE__*/
-  fileDesc("Chp0YWlzZW4vYWRtaW4vdjEvcm9vbS5wcm90bxIPdGFpc2VuLmFkbWluLnYxIrIBChFDcmVhdGVSb29tUmVxdWVzdBIMCgRnYW1lGAEgASgJEg4KBnBhcmFtcxgCIAEoDBIQCgh1c2VyX2lkcxgDIAMoCRI+CgZsYWJlbHMYBCADKAsyLi50YWlzZW4uYWRtaW4udjEuQ3JlYXRlUm9vbVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJqChJDcmVhdGVSb29tUmVzcG9uc2USDwoHcm9vbV9pZBgBIAEoCRIsCgd0aWNrZXRzGAIgAygLMhsudGFpc2VuLmFkbWluLnYxLlNlYXRUaWNrZXQSFQoNZXhwaXJlc19hdF9tcxgDIAEoAyI7CgpTZWF0VGlja2V0Eg8KB3VzZXJfaWQYASABKAkSDAoEc2VhdBgCIAEoBRIOCgZ0aWNrZXQYAyABKAkijgEKEExpc3RSb29tc1JlcXVlc3QSDAoEZ2FtZRgBIAEoCRI9CgZsYWJlbHMYAiADKAsyLS50YWlzZW4uYWRtaW4udjEuTGlzdFJvb21zUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjsKEUxpc3RSb29tc1Jlc3BvbnNlEiYKBXJvb21zGAEgAygLMhcudGFpc2VuLmFwaS52MS5Sb29tSW5mbyIlChJJbnNwZWN0Um9vbVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCSLYAQoTSW5zcGVjdFJvb21SZXNwb25zZRIlCgRyb29tGAEgASgLMhcudGFpc2VuLmFwaS52MS5Sb29tSW5mbxIPCgdzdW1tYXJ5GAIgASgMEikKBXNlYXRzGAMgAygLMhoudGFpc2VuLmFkbWluLnYxLlNlYXRTdGF0ZRISCgpzcGVjdGF0b3JzGAQgASgNEgsKA3NlcRgFIAEoBBIQCghjbG9ja19tcxgGIAEoAxITCgtzdGF0ZV9ieXRlcxgHIAEoDRIWCg5zbmFwc2hvdF9ieXRlcxgIIAEoDSI5CglTZWF0U3RhdGUSDAoEc2VhdBgBIAEoBRIPCgd1c2VyX2lkGAIgASgJEg0KBXN0YXRlGAMgASgJIjEKDkVuZFJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDgoGcmVhc29uGAIgASgJIhEKD0VuZFJvb21SZXNwb25zZTLgAgoLUm9vbVNlcnZpY2USVQoKQ3JlYXRlUm9vbRIiLnRhaXNlbi5hZG1pbi52MS5DcmVhdGVSb29tUmVxdWVzdBojLnRhaXNlbi5hZG1pbi52MS5DcmVhdGVSb29tUmVzcG9uc2USUgoJTGlzdFJvb21zEiEudGFpc2VuLmFkbWluLnYxLkxpc3RSb29tc1JlcXVlc3QaIi50YWlzZW4uYWRtaW4udjEuTGlzdFJvb21zUmVzcG9uc2USWAoLSW5zcGVjdFJvb20SIy50YWlzZW4uYWRtaW4udjEuSW5zcGVjdFJvb21SZXF1ZXN0GiQudGFpc2VuLmFkbWluLnYxLkluc3BlY3RSb29tUmVzcG9uc2USTAoHRW5kUm9vbRIfLnRhaXNlbi5hZG1pbi52MS5FbmRSb29tUmVxdWVzdBogLnRhaXNlbi5hZG1pbi52MS5FbmRSb29tUmVzcG9uc2VCuwEKE2NvbS50YWlzZW4uYWRtaW4udjFCCVJvb21Qcm90b1ABWjtnaXRodWIuY29tL3RhaXNlbi1kZXYvdGFpc2VuL2dlbi9nby90YWlzZW4vYWRtaW4vdjE7YWRtaW52MaICA1RBWKoCD1RhaXNlbi5BZG1pbi5WMcoCD1RhaXNlblxBZG1pblxWMeICG1RhaXNlblxBZG1pblxWMVxHUEJNZXRhZGF0YeoCEVRhaXNlbjo6QWRtaW46OlYxYgZwcm90bzM", [file_taisen_api_v1_room]);
+  fileDesc("Chp0YWlzZW4vYWRtaW4vdjEvcm9vbS5wcm90bxIPdGFpc2VuLmFkbWluLnYxIrIBChFDcmVhdGVSb29tUmVxdWVzdBIMCgRnYW1lGAEgASgJEg4KBnBhcmFtcxgCIAEoDBIQCgh1c2VyX2lkcxgDIAMoCRI+CgZsYWJlbHMYBCADKAsyLi50YWlzZW4uYWRtaW4udjEuQ3JlYXRlUm9vbVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJqChJDcmVhdGVSb29tUmVzcG9uc2USDwoHcm9vbV9pZBgBIAEoCRIsCgd0aWNrZXRzGAIgAygLMhsudGFpc2VuLmFkbWluLnYxLlNlYXRUaWNrZXQSFQoNZXhwaXJlc19hdF9tcxgDIAEoAyI7CgpTZWF0VGlja2V0Eg8KB3VzZXJfaWQYASABKAkSDAoEc2VhdBgCIAEoBRIOCgZ0aWNrZXQYAyABKAkijgEKEExpc3RSb29tc1JlcXVlc3QSDAoEZ2FtZRgBIAEoCRI9CgZsYWJlbHMYAiADKAsyLS50YWlzZW4uYWRtaW4udjEuTGlzdFJvb21zUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjsKEUxpc3RSb29tc1Jlc3BvbnNlEiYKBXJvb21zGAEgAygLMhcudGFpc2VuLmFwaS52MS5Sb29tSW5mbyIlChJJbnNwZWN0Um9vbVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCSLYAQoTSW5zcGVjdFJvb21SZXNwb25zZRIlCgRyb29tGAEgASgLMhcudGFpc2VuLmFwaS52MS5Sb29tSW5mbxIPCgdzdW1tYXJ5GAIgASgMEikKBXNlYXRzGAMgAygLMhoudGFpc2VuLmFkbWluLnYxLlNlYXRTdGF0ZRISCgpzcGVjdGF0b3JzGAQgASgNEgsKA3NlcRgFIAEoBBIQCghjbG9ja19tcxgGIAEoAxITCgtzdGF0ZV9ieXRlcxgHIAEoDRIWCg5zbmFwc2hvdF9ieXRlcxgIIAEoDSI5CglTZWF0U3RhdGUSDAoEc2VhdBgBIAEoBRIPCgd1c2VyX2lkGAIgASgJEg0KBXN0YXRlGAMgASgJIjEKDkVuZFJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDgoGcmVhc29uGAIgASgJIhEKD0VuZFJvb21SZXNwb25zZSI3ChNTcGVjdGF0ZVJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSI9ChRTcGVjdGF0ZVJvb21SZXNwb25zZRIOCgZ0aWNrZXQYASABKAkSFQoNZXhwaXJlc19hdF9tcxgCIAEoAzK9AwoLUm9vbVNlcnZpY2USVQoKQ3JlYXRlUm9vbRIiLnRhaXNlbi5hZG1pbi52MS5DcmVhdGVSb29tUmVxdWVzdBojLnRhaXNlbi5hZG1pbi52MS5DcmVhdGVSb29tUmVzcG9uc2USUgoJTGlzdFJvb21zEiEudGFpc2VuLmFkbWluLnYxLkxpc3RSb29tc1JlcXVlc3QaIi50YWlzZW4uYWRtaW4udjEuTGlzdFJvb21zUmVzcG9uc2USWAoLSW5zcGVjdFJvb20SIy50YWlzZW4uYWRtaW4udjEuSW5zcGVjdFJvb21SZXF1ZXN0GiQudGFpc2VuLmFkbWluLnYxLkluc3BlY3RSb29tUmVzcG9uc2USTAoHRW5kUm9vbRIfLnRhaXNlbi5hZG1pbi52MS5FbmRSb29tUmVxdWVzdBogLnRhaXNlbi5hZG1pbi52MS5FbmRSb29tUmVzcG9uc2USWwoMU3BlY3RhdGVSb29tEiQudGFpc2VuLmFkbWluLnYxLlNwZWN0YXRlUm9vbVJlcXVlc3QaJS50YWlzZW4uYWRtaW4udjEuU3BlY3RhdGVSb29tUmVzcG9uc2VCuwEKE2NvbS50YWlzZW4uYWRtaW4udjFCCVJvb21Qcm90b1ABWjtnaXRodWIuY29tL3RhaXNlbi1kZXYvdGFpc2VuL2dlbi9nby90YWlzZW4vYWRtaW4vdjE7YWRtaW52MaICA1RBWKoCD1RhaXNlbi5BZG1pbi5WMcoCD1RhaXNlblxBZG1pblxWMeICG1RhaXNlblxBZG1pblxWMVxHUEJNZXRhZGF0YeoCEVRhaXNlbjo6QWRtaW46OlYxYgZwcm90bzM", [file_taisen_api_v1_room]);
 
 /**
  * @generated from message taisen.admin.v1.CreateRoomRequest
@@ -309,6 +309,50 @@ export const EndRoomResponseSchema: GenMessage<EndRoomResponse> = /*@__PURE__*/
   messageDesc(file_taisen_admin_v1_room, 9);
 
 /**
+ * @generated from message taisen.admin.v1.SpectateRoomRequest
+ */
+export type SpectateRoomRequest = Message<"taisen.admin.v1.SpectateRoomRequest"> & {
+  /**
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message taisen.admin.v1.SpectateRoomRequest.
+ * Use `create(SpectateRoomRequestSchema)` to create a new message.
+ */
+export const SpectateRoomRequestSchema: GenMessage<SpectateRoomRequest> = /*@__PURE__*/
+  messageDesc(file_taisen_admin_v1_room, 10);
+
+/**
+ * @generated from message taisen.admin.v1.SpectateRoomResponse
+ */
+export type SpectateRoomResponse = Message<"taisen.admin.v1.SpectateRoomResponse"> & {
+  /**
+   * @generated from field: string ticket = 1;
+   */
+  ticket: string;
+
+  /**
+   * @generated from field: int64 expires_at_ms = 2;
+   */
+  expiresAtMs: bigint;
+};
+
+/**
+ * Describes the message taisen.admin.v1.SpectateRoomResponse.
+ * Use `create(SpectateRoomResponseSchema)` to create a new message.
+ */
+export const SpectateRoomResponseSchema: GenMessage<SpectateRoomResponse> = /*@__PURE__*/
+  messageDesc(file_taisen_admin_v1_room, 11);
+
+/**
  * RoomService creates, lists, inspects and ends the rooms in which game
  * logic runs. Every call needs the server key. A room lives on the node
  * that created it; List, Inspect and End see the rooms of the node that
@@ -359,6 +403,17 @@ export const RoomService: GenService<{
     methodKind: "unary";
     input: typeof EndRoomRequestSchema;
     output: typeof EndRoomResponseSchema;
+  },
+  /**
+   * SpectateRoom returns a ticket for a user to watch a room read-only
+   * (room.join with it), when the room's game allows spectators.
+   *
+   * @generated from rpc taisen.admin.v1.RoomService.SpectateRoom
+   */
+  spectateRoom: {
+    methodKind: "unary";
+    input: typeof SpectateRoomRequestSchema;
+    output: typeof SpectateRoomResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taisen_admin_v1_room, 0);

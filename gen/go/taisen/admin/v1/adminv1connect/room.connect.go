@@ -41,6 +41,9 @@ const (
 	RoomServiceInspectRoomProcedure = "/taisen.admin.v1.RoomService/InspectRoom"
 	// RoomServiceEndRoomProcedure is the fully-qualified name of the RoomService's EndRoom RPC.
 	RoomServiceEndRoomProcedure = "/taisen.admin.v1.RoomService/EndRoom"
+	// RoomServiceSpectateRoomProcedure is the fully-qualified name of the RoomService's SpectateRoom
+	// RPC.
+	RoomServiceSpectateRoomProcedure = "/taisen.admin.v1.RoomService/SpectateRoom"
 )
 
 // RoomServiceClient is a client for the taisen.admin.v1.RoomService service.
@@ -56,6 +59,9 @@ type RoomServiceClient interface {
 	// EndRoom ends a room now; its players receive room.ended with status
 	// ENDED and the reason.
 	EndRoom(context.Context, *connect.Request[v1.EndRoomRequest]) (*connect.Response[v1.EndRoomResponse], error)
+	// SpectateRoom returns a ticket for a user to watch a room read-only
+	// (room.join with it), when the room's game allows spectators.
+	SpectateRoom(context.Context, *connect.Request[v1.SpectateRoomRequest]) (*connect.Response[v1.SpectateRoomResponse], error)
 }
 
 // NewRoomServiceClient constructs a client for the taisen.admin.v1.RoomService service. By default,
@@ -93,15 +99,22 @@ func NewRoomServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(roomServiceMethods.ByName("EndRoom")),
 			connect.WithClientOptions(opts...),
 		),
+		spectateRoom: connect.NewClient[v1.SpectateRoomRequest, v1.SpectateRoomResponse](
+			httpClient,
+			baseURL+RoomServiceSpectateRoomProcedure,
+			connect.WithSchema(roomServiceMethods.ByName("SpectateRoom")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // roomServiceClient implements RoomServiceClient.
 type roomServiceClient struct {
-	createRoom  *connect.Client[v1.CreateRoomRequest, v1.CreateRoomResponse]
-	listRooms   *connect.Client[v1.ListRoomsRequest, v1.ListRoomsResponse]
-	inspectRoom *connect.Client[v1.InspectRoomRequest, v1.InspectRoomResponse]
-	endRoom     *connect.Client[v1.EndRoomRequest, v1.EndRoomResponse]
+	createRoom   *connect.Client[v1.CreateRoomRequest, v1.CreateRoomResponse]
+	listRooms    *connect.Client[v1.ListRoomsRequest, v1.ListRoomsResponse]
+	inspectRoom  *connect.Client[v1.InspectRoomRequest, v1.InspectRoomResponse]
+	endRoom      *connect.Client[v1.EndRoomRequest, v1.EndRoomResponse]
+	spectateRoom *connect.Client[v1.SpectateRoomRequest, v1.SpectateRoomResponse]
 }
 
 // CreateRoom calls taisen.admin.v1.RoomService.CreateRoom.
@@ -124,6 +137,11 @@ func (c *roomServiceClient) EndRoom(ctx context.Context, req *connect.Request[v1
 	return c.endRoom.CallUnary(ctx, req)
 }
 
+// SpectateRoom calls taisen.admin.v1.RoomService.SpectateRoom.
+func (c *roomServiceClient) SpectateRoom(ctx context.Context, req *connect.Request[v1.SpectateRoomRequest]) (*connect.Response[v1.SpectateRoomResponse], error) {
+	return c.spectateRoom.CallUnary(ctx, req)
+}
+
 // RoomServiceHandler is an implementation of the taisen.admin.v1.RoomService service.
 type RoomServiceHandler interface {
 	// CreateRoom starts a room of a registered game with its seated players
@@ -137,6 +155,9 @@ type RoomServiceHandler interface {
 	// EndRoom ends a room now; its players receive room.ended with status
 	// ENDED and the reason.
 	EndRoom(context.Context, *connect.Request[v1.EndRoomRequest]) (*connect.Response[v1.EndRoomResponse], error)
+	// SpectateRoom returns a ticket for a user to watch a room read-only
+	// (room.join with it), when the room's game allows spectators.
+	SpectateRoom(context.Context, *connect.Request[v1.SpectateRoomRequest]) (*connect.Response[v1.SpectateRoomResponse], error)
 }
 
 // NewRoomServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -170,6 +191,12 @@ func NewRoomServiceHandler(svc RoomServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(roomServiceMethods.ByName("EndRoom")),
 		connect.WithHandlerOptions(opts...),
 	)
+	roomServiceSpectateRoomHandler := connect.NewUnaryHandler(
+		RoomServiceSpectateRoomProcedure,
+		svc.SpectateRoom,
+		connect.WithSchema(roomServiceMethods.ByName("SpectateRoom")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/taisen.admin.v1.RoomService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RoomServiceCreateRoomProcedure:
@@ -180,6 +207,8 @@ func NewRoomServiceHandler(svc RoomServiceHandler, opts ...connect.HandlerOption
 			roomServiceInspectRoomHandler.ServeHTTP(w, r)
 		case RoomServiceEndRoomProcedure:
 			roomServiceEndRoomHandler.ServeHTTP(w, r)
+		case RoomServiceSpectateRoomProcedure:
+			roomServiceSpectateRoomHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -203,4 +232,8 @@ func (UnimplementedRoomServiceHandler) InspectRoom(context.Context, *connect.Req
 
 func (UnimplementedRoomServiceHandler) EndRoom(context.Context, *connect.Request[v1.EndRoomRequest]) (*connect.Response[v1.EndRoomResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("taisen.admin.v1.RoomService.EndRoom is not implemented"))
+}
+
+func (UnimplementedRoomServiceHandler) SpectateRoom(context.Context, *connect.Request[v1.SpectateRoomRequest]) (*connect.Response[v1.SpectateRoomResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("taisen.admin.v1.RoomService.SpectateRoom is not implemented"))
 }
