@@ -194,6 +194,13 @@ func (r *room) step() Result {
 		}
 		return r.handle(mm, at)
 	case <-r.wake:
+		// The timer is spent (or this is a stale wake of an earlier one):
+		// the next turn arms it again from the room clock, which may have
+		// moved (a clock skip moves the room's epoch).
+		if r.timer != nil {
+			r.timer.Stop()
+			r.timer = nil
+		}
 		return Result{}
 	case <-r.m.stop:
 		return r.finish(StatusAborted, nil, "the server is shutting down")
