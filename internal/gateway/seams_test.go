@@ -134,7 +134,7 @@ func TestFireAndForget(t *testing.T) {
 	}
 	got := make(chan input, 100)
 	reg := gateway.NewRegistry()
-	if err := reg.RegisterMessage("room.input", func(_ context.Context, c gateway.Call) {
+	if err := reg.RegisterMessage("test.input", func(_ context.Context, c gateway.Call) {
 		got <- input{c.UserID, string(c.Payload)}
 	}); err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestFireAndForget(t *testing.T) {
 	c, _ := open(t, n, sess.Token, "", 0)
 	// The fake clock stands still: exactly the burst gets through.
 	for i := 0; i < 8; i++ {
-		c.send(sendFrame("room.input", fmt.Sprintf("move-%d", i)))
+		c.send(sendFrame("test.input", fmt.Sprintf("move-%d", i)))
 	}
 	// A request after them is answered: messages got no reply of their own.
 	cid := c.request(echo("after"))
@@ -169,7 +169,7 @@ func TestFireAndForget(t *testing.T) {
 	}
 	// The budget refills with time.
 	clk.Advance(time.Second)
-	c.send(sendFrame("room.input", "later"))
+	c.send(sendFrame("test.input", "later"))
 	if in := <-got; in.payload != "later" {
 		t.Fatalf("after a refill: %+v", in)
 	}
