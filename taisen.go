@@ -67,7 +67,9 @@ func New(cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, rpc: gateway.NewRegistry()}, nil
 }
 
-// RegisterRPC adds a socket operation. Register before Start.
+// RegisterRPC adds a socket operation. Register before Start. The
+// built-in operations (notify.*, presence.*, room.*) are taken: Start
+// fails when a name is registered twice.
 func (s *Server) RegisterRPC(name string, fn RPCFunc) error { return s.rpc.Register(name, fn) }
 
 // RegisterGame adds a game that rooms on this server may run (created
@@ -164,8 +166,10 @@ type Message = gateway.Message
 // work to a goroutine of your own and return.
 type MessageFunc = gateway.MessageFunc
 
-// RegisterMessage adds a handler of fire-and-forget client messages (room
-// inputs). Register before Start.
+// RegisterMessage adds a handler of fire-and-forget client messages.
+// Register before Start. The rooms' room.input is built in (games get
+// their inputs through RegisterGame); Start fails when a name is
+// registered twice.
 func (s *Server) RegisterMessage(name string, fn MessageFunc) error {
 	return s.rpc.RegisterMessage(name, fn)
 }
