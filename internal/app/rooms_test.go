@@ -19,6 +19,7 @@ import (
 	realtimev1 "github.com/taisen-dev/taisen/gen/go/taisen/realtime/v1"
 	"github.com/taisen-dev/taisen/internal/app"
 	"github.com/taisen-dev/taisen/internal/bus"
+	"github.com/taisen-dev/taisen/internal/room"
 	"github.com/taisen-dev/taisen/taisentest"
 )
 
@@ -288,6 +289,10 @@ func TestRoomAdminAPI(t *testing.T) {
 	}
 	if string(got.Msg.Summary) != ".../.../... turn 0" || len(got.Msg.Seats) != 2 || got.Msg.Seats[1].State != "waiting" || got.Msg.StateBytes == 0 || got.Msg.SnapshotBytes == 0 {
 		t.Fatalf("inspect %v", got.Msg)
+	}
+	snap, err := room.DecodeSnapshot(got.Msg.Snapshot)
+	if err != nil || snap.Game != tictactoe.Name || len(snap.State) != int(got.Msg.StateBytes) {
+		t.Fatalf("snapshot %+v, %v", snap, err)
 	}
 	list := connect.NewRequest(&adminv1.ListRoomsRequest{Labels: map[string]string{"region": "eu"}})
 	authed(list)

@@ -238,7 +238,7 @@ func (h adminHandler) InspectRoom(ctx context.Context, req *connect.Request[admi
 		return nil, h.fail("inspect", err)
 	}
 	out := &adminv1.InspectRoomResponse{Room: roomInfo(in.Info), Summary: in.Summary, Spectators: uint32(in.Spectators),
-		Seq: in.Seq, ClockMs: in.Clock.Milliseconds(), StateBytes: uint32(in.StateSize), SnapshotBytes: uint32(len(in.Snapshot))}
+		Seq: in.Seq, ClockMs: in.Clock.Milliseconds(), StateBytes: uint32(in.StateSize), SnapshotBytes: uint32(len(in.Snapshot)), Snapshot: in.Snapshot}
 	for _, s := range in.Seats {
 		out.Seats = append(out.Seats, &adminv1.SeatState{Seat: int32(s.Seat), UserId: s.User, State: string(s.State)})
 	}

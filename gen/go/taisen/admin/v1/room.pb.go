@@ -377,6 +377,10 @@ type InspectRoomResponse struct {
 	// snapshot_bytes is the size of the compressed snapshot (state and
 	// timers, without master data).
 	SnapshotBytes uint32 `protobuf:"varint,8,opt,name=snapshot_bytes,json=snapshotBytes,proto3" json:"snapshot_bytes,omitempty"`
+	// snapshot is that snapshot: zstd-compressed JSON of the room's
+	// game.Snapshot (game, pinned master data version, last sequence
+	// number and clock, pending timers, encoded state).
+	Snapshot      []byte `protobuf:"bytes,9,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -465,6 +469,13 @@ func (x *InspectRoomResponse) GetSnapshotBytes() uint32 {
 		return x.SnapshotBytes
 	}
 	return 0
+}
+
+func (x *InspectRoomResponse) GetSnapshot() []byte {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
 }
 
 // SeatState is one seat of an inspected room.
@@ -754,7 +765,7 @@ const file_taisen_admin_v1_room_proto_rawDesc = "" +
 	"\x11ListRoomsResponse\x12-\n" +
 	"\x05rooms\x18\x01 \x03(\v2\x17.taisen.api.v1.RoomInfoR\x05rooms\"-\n" +
 	"\x12InspectRoomRequest\x12\x17\n" +
-	"\aroom_id\x18\x01 \x01(\tR\x06roomId\"\xa3\x02\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\"\xbf\x02\n" +
 	"\x13InspectRoomResponse\x12+\n" +
 	"\x04room\x18\x01 \x01(\v2\x17.taisen.api.v1.RoomInfoR\x04room\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\fR\asummary\x120\n" +
@@ -766,7 +777,8 @@ const file_taisen_admin_v1_room_proto_rawDesc = "" +
 	"\bclock_ms\x18\x06 \x01(\x03R\aclockMs\x12\x1f\n" +
 	"\vstate_bytes\x18\a \x01(\rR\n" +
 	"stateBytes\x12%\n" +
-	"\x0esnapshot_bytes\x18\b \x01(\rR\rsnapshotBytes\"N\n" +
+	"\x0esnapshot_bytes\x18\b \x01(\rR\rsnapshotBytes\x12\x1a\n" +
+	"\bsnapshot\x18\t \x01(\fR\bsnapshot\"N\n" +
 	"\tSeatState\x12\x12\n" +
 	"\x04seat\x18\x01 \x01(\x05R\x04seat\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
