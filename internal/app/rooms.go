@@ -36,9 +36,13 @@ func (r roomRole) Start(context.Context) error {
 		games = &game.Registry{}
 	}
 	log := a.log.With("component", "room")
+	deliver := &room.GatewayDeliverer{GW: a.gw, Log: log}
+	if a.opts.Clock != nil {
+		deliver.Now = a.opts.Clock.Now
+	}
 	m, err := room.NewManager(room.Config{}, room.Deps{
 		Games:   games,
-		Deliver: &room.GatewayDeliverer{GW: a.gw, Log: log},
+		Deliver: deliver,
 		Ended:   roomSink{st: a.store, bus: a.bus, node: a.cfg.NodeID},
 		Secret:  ticketSecret(a.tokenSecret),
 		Clock:   a.opts.Clock,

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/taisen-dev/taisen/client"
+	"github.com/taisen-dev/taisen/examples/arena"
 	"github.com/taisen-dev/taisen/examples/tictactoe"
 	"github.com/taisen-dev/taisen/game"
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
@@ -327,8 +328,10 @@ func TestRoomAdminAPI(t *testing.T) {
 // return to A over the bus; the room's messages reach him through B.
 func TestRoomWithAPlayerOnAnotherNode(t *testing.T) {
 	var games game.Registry
-	if err := games.Register(game.MustNew(tictactoe.Def)); err != nil {
-		t.Fatal(err)
+	for _, g := range []game.Game{game.MustNew(tictactoe.Def), game.MustNew(arena.Def)} {
+		if err := games.Register(g); err != nil {
+			t.Fatal(err)
+		}
 	}
 	url := taisentest.StartNATS(t)
 	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Games: &games})
@@ -419,6 +422,30 @@ func TestRoomWithAPlayerOnAnotherNode(t *testing.T) {
 		p.push("room.ended", &end)
 		if end.Status != apiv1.RoomEndStatus_ROOM_END_STATUS_FINISHED || string(end.Result) != `{"winner":0,"reason":"line"}` {
 			t.Fatalf("%s: end %v", p.user, &end)
+		}
+	}
+
+	// Room state at tick rate reaches both: alice's locally, bob's as one
+	// multicast to node B.
+	req = connect.NewRequest(&adminv1.CreateRoomRequest{Game: arena.Name, UserIds: []string{alice.user, bob.user}})
+	req.Header().Set("Authorization", "Bearer "+a.ServerKey)
+	if created, err = rooms.CreateRoom(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []*roomPlayer{alice, bob} {
+		if err := p.rpc(ctx, "room.join", &apiv1.JoinRoomRequest{Ticket: created.Msg.Tickets[i].Ticket}, &join); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []*roomPlayer{alice, bob} {
+		select {
+		case e := <-p.s.Ephemerals():
+			var m apiv1.RoomMessage
+			if e.GetKind() != "room.message" || proto.Unmarshal(e.GetPayload(), &m) != nil || m.Type != "pos" || m.RoomId != created.Msg.RoomId {
+				t.Fatalf("%s: ephemeral %v", p.user, e)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no room state", p.user)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -19,7 +20,32 @@ type fakeGW struct {
 	pushed    []string        // session ids, PushLocal
 	multicast []string        // session ids, MulticastLocal
 	bus       []string        // user ids, SendMany
+	resolved  []string        // user ids, Resolve
+	remote    []string        // session ids, Multicast
 	last      gateway.Message
+}
+
+func (f *fakeGW) Resolve(_ context.Context, users []string) ([]gateway.Recipient, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resolved = append(f.resolved, users...)
+	var out []gateway.Recipient
+	for _, u := range users {
+		if u != "offline" {
+			out = append(out, gateway.Recipient{UserID: u, SessionID: "s-" + u, NodeID: "node-b"})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeGW) Multicast(_ context.Context, to []gateway.Recipient, m gateway.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range to {
+		f.remote = append(f.remote, r.SessionID)
+	}
+	f.last = m
+	return nil
 }
 
 func (f *fakeGW) SendMany(_ context.Context, users []string, m gateway.Message) ([]uint64, []error) {
@@ -67,9 +93,23 @@ func TestGatewayDelivererSendsLocallyWhenItCan(t *testing.T) {
 		t.Fatalf("message %+v (%v)", gw.last, &rm)
 	}
 
+	// Ephemeral: local sessions without the bus; remote ones by one
+	// multicast, their records read once per second.
+	now := time.Unix(1000, 0)
+	d.Now = func() time.Time { return now }
 	gw.pushed, gw.bus = nil, nil
-	d.Deliver([]string{"alice", "bob"}, Message{Kind: KindGame, Room: "r1", Type: "pos", Ephemeral: true})
-	if !slices.Equal(gw.multicast, []string{"s-alice"}) || !slices.Equal(gw.bus, []string{"bob"}) || len(gw.pushed) != 0 || !gw.last.Ephemeral {
-		t.Fatalf("ephemeral: multicast %v, bus %v, pushed %v", gw.multicast, gw.bus, gw.pushed)
+	for range 3 {
+		d.Deliver([]string{"alice", "bob", "offline"}, Message{Kind: KindGame, Room: "r1", Type: "pos", Ephemeral: true})
+	}
+	if !slices.Equal(gw.multicast, []string{"s-alice", "s-alice", "s-alice"}) || !slices.Equal(gw.remote, []string{"s-bob", "s-bob", "s-bob"}) ||
+		!slices.Equal(gw.resolved, []string{"bob", "offline"}) || len(gw.pushed) != 0 || len(gw.bus) != 0 || !gw.last.Ephemeral {
+		t.Fatalf("ephemeral: local %v, remote %v, resolved %v, pushed %v, bus %v", gw.multicast, gw.remote, gw.resolved, gw.pushed, gw.bus)
+	}
+	now = now.Add(resolveTTL)
+	d.Deliver([]string{"bob"}, Message{Kind: KindGame, Room: "r1", Type: "pos", Ephemeral: true})
+	d.Track(gateway.SessionEvent{Kind: gateway.SessionDetached, UserID: "offline"}) // forgets what it knew
+	d.Deliver([]string{"offline"}, Message{Kind: KindGame, Room: "r1", Type: "pos", Ephemeral: true})
+	if !slices.Equal(gw.resolved, []string{"bob", "offline", "bob", "offline"}) {
+		t.Fatalf("resolved %v: want bob again after the TTL and offline again after a session event", gw.resolved)
 	}
 }

@@ -279,28 +279,47 @@ type Sender interface {
 	SendMany(ctx context.Context, userIDs []string, m gateway.Message) ([]uint64, []error)
 	PushLocal(sessionIDs []string, m gateway.Message) int
 	MulticastLocal(sessionIDs []string, m gateway.Message)
+	Resolve(ctx context.Context, userIDs []string) ([]gateway.Recipient, error)
+	Multicast(ctx context.Context, to []gateway.Recipient, m gateway.Message) error
 }
+
+// resolveTTL is how long GatewayDeliverer trusts where a remote player's
+// session lives for ephemeral messages (a session that moved meanwhile
+// misses at most this much room state).
+const resolveTTL = time.Second
 
 // GatewayDeliverer delivers room messages to users' sessions through the
 // gateway: game messages as pushes (or ephemeral frames) of kind
 // room.message with payload type taisen.api.v1.RoomMessage, rejections as
 // room.rejected, ends as room.ended. A user whose session it has seen on
 // this node (Track) gets a local send; any other user, and a local send
-// that found no live session, goes over the bus (SendMany) to the node
-// named by the user's session record.
+// that found no live session, goes over the bus to the node named by the
+// user's session record: durable messages with SendMany, ephemeral ones
+// with one Multicast per node (records cached for resolveTTL).
 type GatewayDeliverer struct {
 	GW      Sender
 	Log     *slog.Logger
 	Timeout time.Duration // per delivery over the bus; 5s when zero
 
-	mu    sync.Mutex
-	local map[string]string // user -> session id on this node; guarded by mu
+	// Now reads the time for the resolve cache; time.Now when nil.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	local    map[string]string         // user -> session id on this node; guarded by mu
+	resolved map[string]resolvedRemote // user -> where a remote session lives; guarded by mu
+}
+
+type resolvedRemote struct {
+	to gateway.Recipient
+	ok bool // false: offline when resolved
+	at time.Time
 }
 
 // Track follows this node's sessions (the gateway's lifecycle hook).
 func (d *GatewayDeliverer) Track(ev gateway.SessionEvent) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	delete(d.resolved, ev.UserID)
 	switch ev.Kind {
 	case gateway.SessionAttached, gateway.SessionResumed:
 		if d.local == nil {
@@ -363,21 +382,20 @@ func (d *GatewayDeliverer) send(users []string, msg Message, cause apiv1.RoomRej
 		if len(localSessions) > 0 {
 			d.GW.MulticastLocal(localSessions, gm)
 		}
-	} else {
-		for i := range localSessions {
-			if d.GW.PushLocal(localSessions[i:i+1], gm) == 0 {
-				remote = append(remote, localUsers[i]) // the session ended meanwhile: ask the cluster
-			}
+		if len(remote) > 0 {
+			d.multicastRemote(remote, gm, msg.Room)
+		}
+		return
+	}
+	for i := range localSessions {
+		if d.GW.PushLocal(localSessions[i:i+1], gm) == 0 {
+			remote = append(remote, localUsers[i]) // the session ended meanwhile: ask the cluster
 		}
 	}
 	if len(remote) == 0 {
 		return
 	}
-	timeout := d.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout())
 	defer cancel()
 	_, errs := d.GW.SendMany(ctx, remote, gm)
 	for i, err := range errs {
@@ -385,6 +403,66 @@ func (d *GatewayDeliverer) send(users []string, msg Message, cause apiv1.RoomRej
 			d.Log.Warn("room: delivery failed", "room", msg.Room, "user", remote[i], "kind", gm.Kind, "err", err)
 		}
 	}
+}
+
+// multicastRemote sends an ephemeral message to players on other nodes:
+// one bus message per node, no reply awaited, where their sessions live
+// read from their records at most once per resolveTTL.
+func (d *GatewayDeliverer) multicastRemote(users []string, gm gateway.Message, roomID string) {
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	t := now()
+	var to []gateway.Recipient
+	var stale []string
+	d.mu.Lock()
+	for _, u := range users {
+		if r, ok := d.resolved[u]; ok && t.Sub(r.at) < resolveTTL {
+			if r.ok {
+				to = append(to, r.to)
+			}
+			continue
+		}
+		stale = append(stale, u)
+	}
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout())
+	defer cancel()
+	if len(stale) > 0 {
+		found, err := d.GW.Resolve(ctx, stale)
+		if err != nil {
+			if d.Log != nil {
+				d.Log.Warn("room: resolving players' sessions", "room", roomID, "err", err)
+			}
+			return
+		}
+		d.mu.Lock()
+		if d.resolved == nil {
+			d.resolved = map[string]resolvedRemote{}
+		}
+		for _, u := range stale {
+			d.resolved[u] = resolvedRemote{at: t}
+		}
+		for _, r := range found {
+			d.resolved[r.UserID] = resolvedRemote{to: r, ok: true, at: t}
+			to = append(to, r)
+		}
+		d.mu.Unlock()
+	}
+	if len(to) == 0 {
+		return
+	}
+	if err := d.GW.Multicast(ctx, to, gm); err != nil && d.Log != nil {
+		d.Log.Warn("room: multicast failed", "room", roomID, "err", err)
+	}
+}
+
+func (d *GatewayDeliverer) timeout() time.Duration {
+	if d.Timeout <= 0 {
+		return 5 * time.Second
+	}
+	return d.Timeout
 }
 
 // OnSession follows the node's sessions: a player whose socket went away
