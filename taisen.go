@@ -24,6 +24,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/taisen-dev/taisen/game"
 	"github.com/taisen-dev/taisen/internal/app"
 	"github.com/taisen-dev/taisen/internal/config"
 	"github.com/taisen-dev/taisen/internal/gateway"
@@ -47,8 +48,9 @@ type RPCFunc = gateway.RPCFunc
 
 // Server is a taisen node embedded in a program.
 type Server struct {
-	cfg Config
-	rpc *gateway.Registry
+	cfg   Config
+	rpc   *gateway.Registry
+	games game.Registry
 	// LogOutput receives the node's logs; os.Stderr when nil. Set it before
 	// Start.
 	LogOutput io.Writer
@@ -65,8 +67,19 @@ func New(cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, rpc: gateway.NewRegistry()}, nil
 }
 
-// RegisterRPC adds a socket operation. Register before Start.
+// RegisterRPC adds a socket operation. Register before Start. The
+// built-in operations (notify.*, presence.*, room.*) are taken: Start
+// fails when a name is registered twice.
 func (s *Server) RegisterRPC(name string, fn RPCFunc) error { return s.rpc.Register(name, fn) }
+
+// RegisterGame adds a game that rooms on this server may run (created
+// with the admin RoomService by its name). Register before Start.
+func (s *Server) RegisterGame(g game.Game) error {
+	if g == nil {
+		return errors.New("taisen: register game: nil game")
+	}
+	return s.games.Register(g)
+}
 
 // Start opens the store and bus and binds the listeners; Run serves.
 func (s *Server) Start(ctx context.Context) error {
@@ -75,7 +88,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.app != nil {
 		return errors.New("taisen: already started")
 	}
-	a, err := app.New(ctx, s.cfg, app.Options{LogOutput: s.LogOutput, RPC: s.rpc})
+	a, err := app.New(ctx, s.cfg, app.Options{LogOutput: s.LogOutput, RPC: s.rpc, Games: &s.games})
 	if err != nil {
 		return err
 	}
@@ -153,8 +166,10 @@ type Message = gateway.Message
 // work to a goroutine of your own and return.
 type MessageFunc = gateway.MessageFunc
 
-// RegisterMessage adds a handler of fire-and-forget client messages (room
-// inputs). Register before Start.
+// RegisterMessage adds a handler of fire-and-forget client messages.
+// Register before Start. The rooms' room.input is built in (games get
+// their inputs through RegisterGame); Start fails when a name is
+// registered twice.
 func (s *Server) RegisterMessage(name string, fn MessageFunc) error {
 	return s.rpc.RegisterMessage(name, fn)
 }

@@ -5,14 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"go.uber.org/goleak"
 
 	"github.com/taisen-dev/taisen"
 	"github.com/taisen-dev/taisen/client"
+	"github.com/taisen-dev/taisen/examples/tictactoe"
+	"github.com/taisen-dev/taisen/game"
+	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
+	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	"github.com/taisen-dev/taisen/internal/gateway"
 )
 
@@ -225,5 +231,34 @@ func TestSendNotificationFromGo(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stored notification did not arrive at login")
+	}
+}
+
+func TestRegisterGame(t *testing.T) {
+	ctx := testCtx(t)
+	ttt := game.MustNew(tictactoe.Def)
+	srv := startServer(t, func(s *taisen.Server) {
+		if err := s.RegisterGame(ttt); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RegisterGame(ttt); err == nil {
+			t.Fatal("registering tictactoe twice: nil error")
+		}
+	})
+	_, user := dial(t, srv, "device-go-room")
+	rooms := adminv1connect.NewRoomServiceClient(http.DefaultClient, "http://"+srv.AdminAddr())
+	for _, tc := range []struct {
+		game string
+		want connect.Code // 0: created
+	}{{tictactoe.Name, 0}, {"arena", connect.CodeNotFound}} {
+		req := connect.NewRequest(&adminv1.CreateRoomRequest{Game: tc.game, UserIds: []string{user, "someone-else"}})
+		req.Header().Set("Authorization", "Bearer "+srv.ServerKey())
+		resp, err := rooms.CreateRoom(ctx, req)
+		if tc.want == 0 && (err != nil || len(resp.Msg.Tickets) != 2) {
+			t.Fatalf("create %s: %v, %v", tc.game, resp, err)
+		}
+		if tc.want != 0 && connect.CodeOf(err) != tc.want {
+			t.Fatalf("create %s: %v, want %v", tc.game, err, tc.want)
+		}
 	}
 }

@@ -17,7 +17,7 @@ func TestIntegrationSendAckEphemeral(t *testing.T) {
 	inputs := make(chan string, 10)
 	acks := make(chan []string, 10)
 	reg := gateway.NewRegistry()
-	require.NoError(t, reg.RegisterMessage("room.input", func(_ context.Context, c gateway.Call) { inputs <- string(c.Payload) }))
+	require.NoError(t, reg.RegisterMessage("test.input", func(_ context.Context, c gateway.Call) { inputs <- string(c.Payload) }))
 	require.NoError(t, reg.HandleAck(func(_ context.Context, _ gateway.Call, ids []string) { acks <- ids }))
 	n := taisentest.StartNode(t, taisentest.Options{RPC: reg})
 	for _, f := range []Format{FormatBinary, FormatJSON} {
@@ -25,8 +25,8 @@ func TestIntegrationSendAckEphemeral(t *testing.T) {
 		sess := login(t, c)
 		s := dial(t, c, DialOptions{Session: sess})
 
-		require.NoError(t, s.Send("room.input", []byte("left")))
-		require.NoError(t, s.Send("room.input", []byte("jump")))
+		require.NoError(t, s.Send("test.input", []byte("left")))
+		require.NoError(t, s.Send("test.input", []byte("jump")))
 		for _, want := range []string{"left", "jump"} {
 			select {
 			case got := <-inputs:
@@ -58,6 +58,6 @@ func TestIntegrationSendAckEphemeral(t *testing.T) {
 			t.Fatalf("format %v: ack never arrived", f)
 		}
 		require.NoError(t, s.Close())
-		require.ErrorIs(t, s.Send("room.input", nil), ErrClosed)
+		require.ErrorIs(t, s.Send("test.input", nil), ErrClosed)
 	}
 }

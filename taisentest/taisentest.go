@@ -19,13 +19,16 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/taisen-dev/taisen/game"
 	adminv1 "github.com/taisen-dev/taisen/gen/go/taisen/admin/v1"
 	"github.com/taisen-dev/taisen/gen/go/taisen/admin/v1/adminv1connect"
 	"github.com/taisen-dev/taisen/internal/app"
+	"github.com/taisen-dev/taisen/internal/bus"
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
 	"github.com/taisen-dev/taisen/internal/clock"
 	"github.com/taisen-dev/taisen/internal/config"
 	"github.com/taisen-dev/taisen/internal/gateway"
+	"github.com/taisen-dev/taisen/internal/store"
 )
 
 // Options adjust a test node.
@@ -57,6 +60,8 @@ type Options struct {
 	Clock clock.Clock
 	// OnSession receives the node's session lifecycle events, in order.
 	OnSession func(gateway.SessionEvent)
+	// Games are the games the node's rooms may run; none when nil.
+	Games *game.Registry
 }
 
 // Node is a running test node.
@@ -120,7 +125,7 @@ func StartNode(t testing.TB, opts Options) *Node {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	aopts := app.Options{LogOutput: logs, RPC: opts.RPC, Clock: opts.Clock}
+	aopts := app.Options{LogOutput: logs, RPC: opts.RPC, Clock: opts.Clock, Games: opts.Games}
 	if opts.OnSession != nil {
 		aopts.SessionHooks = append(aopts.SessionHooks, opts.OnSession)
 	}
@@ -176,6 +181,12 @@ func (n *Node) Stop() {
 
 // Gateway returns the node's gateway, for tests that look inside.
 func (n *Node) Gateway() *gateway.Gateway { return n.app.Gateway() }
+
+// Store returns the node's store, for tests that look inside.
+func (n *Node) Store() store.Store { return n.app.Store() }
+
+// Bus returns the node's bus, for tests that look inside.
+func (n *Node) Bus() bus.Bus { return n.app.Bus() }
 
 // Push sends an ephemeral push to a user through the server-to-server API.
 func (n *Node) Push(ctx context.Context, userID, kind string, payload []byte) (*adminv1.SendPushResponse, error) {

@@ -10,6 +10,10 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/taisen-dev/taisen/examples/arena"
+	"github.com/taisen-dev/taisen/examples/duel"
+	"github.com/taisen-dev/taisen/examples/tictactoe"
+	"github.com/taisen-dev/taisen/game"
 	"github.com/taisen-dev/taisen/internal/app"
 	"github.com/taisen-dev/taisen/internal/config"
 )
@@ -36,7 +40,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer, getenv fu
 		// may be embedded in a game's own binary.
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	a, err := app.New(ctx, cfg, app.Options{LogOutput: stderr, Version: version})
+	games, err := stockGames()
+	if err != nil {
+		return err
+	}
+	a, err := app.New(ctx, cfg, app.Options{LogOutput: stderr, Version: version, Games: games})
 	if err != nil {
 		return err
 	}
@@ -65,4 +73,17 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer, _ fun
 	fmt.Fprintln(stdout)
 	config.WriteReference(stdout)
 	return nil
+}
+
+// stockGames are the games the stock binary's rooms run: the bundled
+// examples. A studio builds its own binary with taisen as a library and
+// registers its games with taisen.Server.RegisterGame.
+func stockGames() (*game.Registry, error) {
+	var r game.Registry
+	for _, g := range []game.Game{game.MustNew(tictactoe.Def), game.MustNew(arena.Def), game.MustNew(duel.Def)} {
+		if err := r.Register(g); err != nil {
+			return nil, err
+		}
+	}
+	return &r, nil
 }

@@ -65,6 +65,10 @@ func (a *App) adminRoutes() []adminRoute {
 		path, h = n.Handler(connect.WithCompressMinBytes(compressMinBytes), connect.WithReadMaxBytes(4<<20))
 		routes = append(routes, adminRoute{path, keyRequired, h})
 	}
+	if m := a.rooms.Load(); m != nil {
+		path, h = m.Handler(connect.WithCompressMinBytes(compressMinBytes), connect.WithReadMaxBytes(1<<20))
+		routes = append(routes, adminRoute{path, keyRequired, h})
+	}
 	if a.cfg.Pprof {
 		routes = append(routes,
 			adminRoute{"/debug/pprof/", keyRequired, http.HandlerFunc(pprof.Index)},

@@ -44,6 +44,7 @@ func TestAdminAccess(t *testing.T) {
 		sneaky     = route{"GET", "/healthz/../debug/pprof/cmdline", ""} // an open prefix must not open what it leads to
 		session    = route{"POST", "/taisen.admin.v1.SessionService/GetSession", `{"userId":"u1"}`}
 		push       = route{"POST", "/taisen.admin.v1.SessionService/SendPush", `{"userId":"u1","kind":"k"}`}
+		rooms      = route{"POST", "/taisen.admin.v1.RoomService/ListRooms", `{}`}
 		unknown    = route{"GET", "/no/such/path", ""}
 		postHealth = route{"POST", "/healthz", ""}
 	)
@@ -55,7 +56,7 @@ func TestAdminAccess(t *testing.T) {
 		{"defaults", nil, map[route]want{
 			healthz: {ok, ok, ok}, readyz: {ok, ok, ok}, metrics: {ok, ok, ok},
 			pprofIndex: {u, u, nf}, cmdline: {u, u, nf}, heap: {u, u, nf}, symbol: {u, u, nf}, sneaky: {u, u, mov},
-			session: {u, u, ok}, push: {u, u, ok}, unknown: {u, u, nf}, postHealth: {u, u, http.StatusMethodNotAllowed},
+			session: {u, u, ok}, push: {u, u, ok}, rooms: {u, u, ok}, unknown: {u, u, nf}, postHealth: {u, u, http.StatusMethodNotAllowed},
 		}},
 		{"--pprof", func(c *config.Config) { c.Pprof = true }, map[route]want{
 			healthz: {ok, ok, ok}, readyz: {ok, ok, ok}, metrics: {ok, ok, ok},

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/taisen-dev/taisen/game"
 	"github.com/taisen-dev/taisen/internal/auth"
 	"github.com/taisen-dev/taisen/internal/bus"
 	"github.com/taisen-dev/taisen/internal/bus/natsbus"
@@ -36,6 +37,7 @@ import (
 	"github.com/taisen-dev/taisen/internal/gateway"
 	"github.com/taisen-dev/taisen/internal/logdam"
 	"github.com/taisen-dev/taisen/internal/notify"
+	"github.com/taisen-dev/taisen/internal/room"
 	"github.com/taisen-dev/taisen/internal/store"
 )
 
@@ -56,6 +58,8 @@ type Options struct {
 	// SessionHooks are called with this node's session lifecycle events
 	// (see gateway.Gateway.OnSession).
 	SessionHooks []func(gateway.SessionEvent)
+	// Games are the games rooms may run; none when nil.
+	Games *game.Registry
 }
 
 // App is one running taisen node.
@@ -87,6 +91,8 @@ type App struct {
 	// notify is set once the notify role started; the gateway's session
 	// hook reads it.
 	notify atomic.Pointer[notify.Service]
+	// rooms is set once the room role started; read like notify.
+	rooms atomic.Pointer[room.Manager]
 	// live caches the live node ids for presence (liveNodes).
 	liveMu sync.Mutex
 	live   map[string]bool
@@ -202,6 +208,15 @@ func (a *App) NATSURL() string {
 // Gateway returns the node's gateway (tests and the server library use it
 // to deliver pushes).
 func (a *App) Gateway() *gateway.Gateway { return a.gw }
+
+// Store returns the node's store (nil before it started).
+func (a *App) Store() store.Store { return a.store }
+
+// Bus returns the node's bus (nil before it started).
+func (a *App) Bus() bus.Bus { return a.bus }
+
+// Rooms returns the node's room manager (nil before it started).
+func (a *App) Rooms() *room.Manager { return a.rooms.Load() }
 
 // Notify returns the node's notification service (nil before it started).
 func (a *App) Notify() *notify.Service { return a.notify.Load() }

@@ -59,6 +59,7 @@ func (a *App) nodeRoles() []role {
 		authRole{a},
 		gatewayRole{a},
 		notifyRole{a},
+		roomRole{a},
 		listenersRole{a},
 		controlRole{a},
 	}
@@ -278,6 +279,9 @@ func (r gatewayRole) Start(ctx context.Context) error {
 	gw.OnSession(func(ev gateway.SessionEvent) {
 		if n := a.notify.Load(); n != nil {
 			n.OnSession(ev)
+		}
+		if m := a.rooms.Load(); m != nil {
+			m.OnSession(ev)
 		}
 	})
 	return gw.Start(ctx)

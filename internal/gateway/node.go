@@ -547,6 +547,14 @@ func (g *Gateway) Multicast(ctx context.Context, to []Recipient, m Message) erro
 	return errors.Join(errs...)
 }
 
+// MulticastLocal is Multicast for sessions of this node, without the bus:
+// the ephemeral frame is encoded once per wire format and queued on every
+// listed session's socket; unknown sessions and sessions without a socket
+// miss it. A room uses it for its players on its own node.
+func (g *Gateway) MulticastLocal(sessionIDs []string, m Message) {
+	g.handleMulticast(&clusterv1.Multicast{SessionIds: sessionIDs, Kind: m.Kind, Payload: m.Payload, PayloadType: m.PayloadType})
+}
+
 // Lookup returns the session record of a user, or ErrOffline.
 func (g *Gateway) Lookup(ctx context.Context, userID string) (*clusterv1.SessionRecord, error) {
 	e, err := g.kv.Get(ctx, userID)

@@ -94,6 +94,38 @@ func TestMulticast(t *testing.T) {
 	}
 }
 
+// TestMulticastLocal: the same ephemeral frame, without the bus, reaches
+// the listed sessions of this node; a session of another node is not
+// reached.
+func TestMulticastLocal(t *testing.T) {
+	url := taisentest.StartNATS(t)
+	a := taisentest.StartNode(t, taisentest.Options{NATSURL: url})
+	b := taisentest.StartNode(t, taisentest.Options{NATSURL: url, Peer: a})
+	var sids []string
+	var conns []*tconn
+	for i, n := range []*taisentest.Node{a, a, b} {
+		sess := login(t, n, fmt.Sprintf("device-mlocal-%d", i))
+		c, w := open(t, n, sess.Token, "", 0)
+		sids = append(sids, w.SessionId)
+		conns = append(conns, c)
+	}
+	a.Gateway().MulticastLocal(sids, gateway.Message{Kind: "room.message", Payload: []byte("pos-1")})
+	a.Gateway().MulticastLocal(sids[:1], gateway.Message{Kind: "room.message", Payload: []byte("pos-2")})
+	for i, want := range []string{"pos-1", "pos-2"} {
+		if e := conns[0].mustRecv().GetEphemeral(); e == nil || string(e.Payload) != want {
+			t.Fatalf("local player 0, frame %d: %v, want %s", i, e, want)
+		}
+	}
+	if e := conns[1].mustRecv().GetEphemeral(); e == nil || string(e.Payload) != "pos-1" {
+		t.Fatalf("local player 1: %v", e)
+	}
+	// The player on node B gets what B sends, never A's local frame.
+	b.Gateway().MulticastLocal(sids[2:], gateway.Message{Kind: "room.message", Payload: []byte("from-b")})
+	if e := conns[2].mustRecv().GetEphemeral(); e == nil || string(e.Payload) != "from-b" {
+		t.Fatalf("player on B: %v, want only B's frame", e)
+	}
+}
+
 // TestFireAndForget: Send frames reach their handler in order with the
 // caller's identity, get no reply, and are held to their own budget.
 func TestFireAndForget(t *testing.T) {
@@ -102,7 +134,7 @@ func TestFireAndForget(t *testing.T) {
 	}
 	got := make(chan input, 100)
 	reg := gateway.NewRegistry()
-	if err := reg.RegisterMessage("room.input", func(_ context.Context, c gateway.Call) {
+	if err := reg.RegisterMessage("test.input", func(_ context.Context, c gateway.Call) {
 		got <- input{c.UserID, string(c.Payload)}
 	}); err != nil {
 		t.Fatal(err)
@@ -117,7 +149,7 @@ func TestFireAndForget(t *testing.T) {
 	c, _ := open(t, n, sess.Token, "", 0)
 	// The fake clock stands still: exactly the burst gets through.
 	for i := 0; i < 8; i++ {
-		c.send(sendFrame("room.input", fmt.Sprintf("move-%d", i)))
+		c.send(sendFrame("test.input", fmt.Sprintf("move-%d", i)))
 	}
 	// A request after them is answered: messages got no reply of their own.
 	cid := c.request(echo("after"))
@@ -137,7 +169,7 @@ func TestFireAndForget(t *testing.T) {
 	}
 	// The budget refills with time.
 	clk.Advance(time.Second)
-	c.send(sendFrame("room.input", "later"))
+	c.send(sendFrame("test.input", "later"))
 	if in := <-got; in.payload != "later" {
 		t.Fatalf("after a refill: %+v", in)
 	}

@@ -284,6 +284,7 @@ type Tx interface {
 	Inbox
 	Topics
 	LoginPending
+	RoomResults
 }
 
 // Store is the durable state of a taisen deployment. Implementations are
@@ -295,6 +296,7 @@ type Store interface {
 	Inbox
 	Topics
 	LoginPending
+	RoomResults
 	// InTx runs fn in one transaction: committed when fn returns nil,
 	// rolled back when it returns an error (which InTx returns) or panics.
 	// fn must use only tx (see the package documentation).
