@@ -297,7 +297,13 @@ func TestTimeouts(t *testing.T) {
 	}})
 	t.Run("auth", func(t *testing.T) {
 		c := dial(t, n, "")
-		waitFor(t, "the socket to be registered", func() bool { return n.Gateway().Stats().Unauthenticated == 1 })
+		// Counted as unauthenticated when admitted, in the socket table
+		// (with its opening time on the clock) a moment later: wait for
+		// both before moving the clock.
+		waitFor(t, "the socket to be registered", func() bool {
+			st := n.Gateway().Stats()
+			return st.Unauthenticated == 1 && st.Sockets == 1
+		})
 		clk.Advance(2 * time.Second)
 		cid := c.request(echo("too early")) // not authenticated: refused, not closed
 		if fr := c.mustRecv(); fr.Cid != cid || errCode(fr) != realtimev1.ErrorCode_ERROR_CODE_UNAUTHENTICATED {
