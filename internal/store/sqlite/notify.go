@@ -22,9 +22,6 @@ func (c *conn) PutInbox(ctx context.Context, items []store.InboxItem) ([]bool, e
 		return inserted, nil
 	}
 	now := now()
-	for _, it := range items {
-		c.pending.add(it.UserID)
-	}
 	err := c.inTx(ctx, func(tx *conn) error {
 		clear(inserted)
 		stmt, err := tx.write.PrepareContext(ctx,
@@ -324,7 +321,6 @@ func (c *conn) Subscribe(ctx context.Context, topic string, userIDs []string) (i
 		return 0, fmt.Errorf("sqlite: subscribe: %w", err)
 	}
 	var changed int
-	c.pending.add(userIDs...)
 	err = c.inTx(ctx, func(tx *conn) error {
 		var maxSubs, subs int
 		if err := tx.write.QueryRowContext(ctx,
@@ -408,28 +404,13 @@ const usersPendingQuery = `SELECT u.key,
 	FROM json_each(?1) AS u`
 
 // UsersPending implements store.Store, as a point read (see pointRead):
-// a login batch is bounded by its caller. Only the users the pending
-// filter may hold are looked up; most logins need no query.
+// a login batch is bounded by its caller.
 func (c *conn) UsersPending(ctx context.Context, userIDs []string, now time.Time) ([]store.Pending, error) {
 	ctx, err := pointRead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: users pending: %w", err)
 	}
-	out := make([]store.Pending, len(userIDs))
-	maybe := make([]bool, len(userIDs))
-	if !c.pending.maybe(userIDs, maybe) {
-		return out, nil
-	}
-	// ask[j] is the index in userIDs of the j-th user queried.
-	ask := make([]int, 0, len(userIDs))
-	asked := make([]string, 0, len(userIDs))
-	for i, m := range maybe {
-		if m {
-			ask = append(ask, i)
-			asked = append(asked, userIDs[i])
-		}
-	}
-	ids, err := jsonList(asked)
+	ids, err := jsonList(userIDs)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: users pending: %w", err)
 	}
@@ -444,18 +425,19 @@ func (c *conn) UsersPending(ctx context.Context, userIDs []string, now time.Time
 		return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))
 	}
 	defer rows.Close()
+	out := make([]store.Pending, len(userIDs))
 	for rows.Next() {
 		var (
-			j int
+			i int
 			p store.Pending
 		)
-		if err := rows.Scan(&j, &p.Inbox, &p.Topics); err != nil {
+		if err := rows.Scan(&i, &p.Inbox, &p.Topics); err != nil {
 			return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))
 		}
-		if j < 0 || j >= len(ask) {
-			return nil, fmt.Errorf("sqlite: users pending: row for user %d of %d", j, len(ask))
+		if i < 0 || i >= len(out) {
+			return nil, fmt.Errorf("sqlite: users pending: row for user %d of %d", i, len(out))
 		}
-		out[ask[j]] = p
+		out[i] = p
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: users pending: %w", mapErr(err))

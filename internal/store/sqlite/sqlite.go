@@ -78,9 +78,6 @@ type conn struct {
 	// transaction. Parsing and planning an SQLite statement costs several
 	// times what running one of these on its index does.
 	usersPending, inbox, userTopics *sql.Stmt
-	// pending holds the users that may have something pending; shared by
-	// the Store and its transactions.
-	pending *pendingFilter
 }
 
 // Open opens the SQLite database at path, creating the file and its parent
@@ -116,11 +113,6 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		return nil, errors.Join(err, write.Close())
 	}
 
-	pending, err := loadPendingFilter(ctx, write)
-	if err != nil {
-		return nil, errors.Join(err, write.Close())
-	}
-
 	// Open the readers only now: the file exists and is in WAL mode.
 	readers := max(4, runtime.GOMAXPROCS(0))
 	read, err := sql.Open("sqlite", dsn(abs, true))
@@ -141,8 +133,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	s := &Store{writeDB: write, readDB: read}
 	s.conn = conn{
 		read: read, write: write, usersPending: stmts[0], inbox: stmts[1], userTopics: stmts[2],
-		pending: pending,
-		begin:   func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
+		begin: func(ctx context.Context) (*sql.Tx, error) { return write.BeginTx(ctx, nil) },
 	}
 	if s.lookupDB, s.lookups, err = openLookups(ctx, abs, min(runtime.GOMAXPROCS(0), 8)); err != nil {
 		return nil, errors.Join(err, s.closeStmts(), read.Close(), write.Close())
@@ -243,7 +234,7 @@ func (c *conn) inTx(ctx context.Context, fn func(c *conn) error) error {
 		return fmt.Errorf("sqlite: begin: %w", mapErr(err))
 	}
 	defer tx.Rollback() //nolint:errcheck // No-op after Commit.
-	if err := fn(&conn{read: tx, write: tx, pending: c.pending}); err != nil {
+	if err := fn(&conn{read: tx, write: tx}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
